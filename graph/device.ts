@@ -1,0 +1,128 @@
+/**
+ * Finding a WebGPU adapter and device. Everything else receives the `Gpu` this returns, so the
+ * adapter, backend and optional features are decided in one place.
+ * @module
+ */
+
+/** The device plus what we learned about it. */
+export interface Gpu {
+  device: GPUDevice;
+  /** Human-readable adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  adapterName: string;
+  /** Backend requested through DENO_WEBGPU_BACKEND, or "default". */
+  backend: string;
+  /** True when the adapter is a CPU fallback (llvmpipe/lavapipe/WARP). */
+  isFallback: boolean;
+  /** Optional features we detected and enabled. */
+  features: { shaderF16: boolean; subgroups: boolean; timestampQuery: boolean };
+  /** Largest single storage binding, in bytes. */
+  maxBindingBytes: number;
+  /** Largest buffer, in bytes. */
+  maxBufferBytes: number;
+  /** Required alignment of storage-buffer binding offsets, in bytes. */
+  offsetAlignment: number;
+}
+
+/** Raised when no usable WebGPU adapter exists; the message says what to install. */
+export class NoGpuError extends Error {
+  constructor(detail: string) {
+    super(
+      `No WebGPU adapter found (${detail}). volpose needs WebGPU: on a machine without a GPU install Mesa's ` +
+        `software drivers (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libgl1-mesa-dri), or install ` +
+        `your GPU's Vulkan/Metal/D3D12 driver; DENO_WEBGPU_BACKEND=vulkan|gl picks a backend.`,
+    );
+    this.name = "NoGpuError";
+  }
+}
+
+/** A GPU-side failure (validation, out of memory, shader compilation) with the layer and kernel named. */
+export class GpuError extends Error {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = "GpuError";
+  }
+}
+
+let shared: Promise<Gpu> | null = null;
+
+/** Options for {@linkcode openGpu}. */
+export interface OpenGpuOptions {
+  /** Prefer a high-performance adapter (default) or a low-power one. */
+  powerPreference?: GPUPowerPreference;
+  /** Enable shader-f16 when available (default true). */
+  allowF16?: boolean;
+  /** Print the adapter line to stderr (default false). */
+  verbose?: boolean;
+}
+
+/**
+ * Opens a WebGPU device with the adapter's largest buffer limits. Throws {@linkcode NoGpuError}
+ * with an install hint when there is no adapter.
+ */
+export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
+  const gpuApi = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpuApi) throw new NoGpuError("navigator.gpu is undefined in this Deno build");
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpuApi.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+  } catch (e) {
+    throw new NoGpuError(`requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new NoGpuError("requestAdapter returned null");
+  const want: GPUFeatureName[] = [];
+  const has = (f: string) => adapter!.features.has(f as GPUFeatureName);
+  const features = {
+    shaderF16: (opts.allowF16 ?? true) && has("shader-f16"),
+    subgroups: has("subgroups"),
+    timestampQuery: has("timestamp-query"),
+  };
+  if (features.shaderF16) want.push("shader-f16");
+  if (features.subgroups) want.push("subgroups" as GPUFeatureName);
+  if (features.timestampQuery) want.push("timestamp-query");
+  const L = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxBufferSize: L.maxBufferSize,
+    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+    maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: L.maxComputeWorkgroupSizeY,
+  };
+  const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
+  const info = adapter.info;
+  const adapterName = [info.description, info.vendor && !/^\d+$/.test(info.vendor) ? info.vendor : ""]
+    .filter(Boolean).join(" / ") || "unknown adapter";
+  let backend = "default";
+  try {
+    backend = Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default";
+  } catch { /* no env permission: keep "default" */ }
+  const gpu: Gpu = {
+    device,
+    adapterName,
+    backend,
+    isFallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      /llvmpipe|lavapipe|swiftshader|warp/i.test(adapterName),
+    features,
+    maxBindingBytes: device.limits.maxStorageBufferBindingSize,
+    maxBufferBytes: device.limits.maxBufferSize,
+    offsetAlignment: Math.max(device.limits.minStorageBufferOffsetAlignment, 4),
+  };
+  if (opts.verbose) console.error(describeGpu(gpu));
+  return gpu;
+}
+
+/** One line naming adapter, backend and features. */
+export function describeGpu(gpu: Gpu): string {
+  const f = Object.entries(gpu.features).filter(([, v]) => v).map(([k]) => k).join(", ") || "none";
+  return `WebGPU adapter: ${gpu.adapterName}${
+    gpu.isFallback ? " (CPU fallback)" : ""
+  }; backend ${gpu.backend}; ` +
+    `optional features: ${f}`;
+}
+
+/** A process-wide device, opened once (tests and scripts share it). */
+export function sharedGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
+  shared ??= openGpu(opts);
+  return shared;
+}

@@ -1,0 +1,80 @@
+/**
+ * Caffe's Euclidean (L2) loss: L = sum((a - b)^2) / (2N), N = batch size; the gradient w.r.t. a
+ * is w * (a - b) / N (and the negative for b when b needs one).
+ * @module
+ */
+import {
+  type BackwardContext,
+  type ForwardContext,
+  Layer,
+  numel,
+  type SetupContext,
+  type Shape,
+} from "../layer.ts";
+import { elementwise, f32 } from "../../kernels/kernel.ts";
+import { partialCount, recordSum } from "../../kernels/reduce.ts";
+
+/** L2 loss between a prediction and a target of the same shape. */
+export class EuclideanLoss extends Layer {
+  readonly type = "EuclideanLoss";
+  override readonly scalarTops = true;
+  /** Whether the target (bottom 1) may receive a gradient (false: it is a label). */
+  readonly targetGrad: boolean;
+
+  constructor(
+    name: string,
+    io: { pred: string; target: string; top: string; weight?: number; targetGrad?: boolean },
+  ) {
+    super(name, [io.pred, io.target], [io.top]);
+    this.lossWeight = io.weight ?? 1;
+    this.targetGrad = io.targetGrad ?? false;
+  }
+
+  override propagates(i: number): boolean {
+    return i === 0 || this.targetGrad;
+  }
+
+  setup(bottoms: readonly Shape[], ctx: SetupContext): Shape[] {
+    this.expectBottoms(bottoms, 2);
+    this.expectShape("target shape (must match the prediction)", bottoms[1], bottoms[0]);
+    ctx.state("partials", partialCount(numel(bottoms[0])));
+    return [[1]];
+  }
+
+  forward(c: ForwardContext): void {
+    const [a, b] = c.bottoms;
+    recordSum(c.rec, {
+      label: "euclidean_loss",
+      n: numel(a.shape),
+      inputs: [{ name: "a", access: "read", region: a.region }, {
+        name: "b",
+        access: "read",
+        region: b.region,
+      }],
+      prelude: "    let d = a[i] - b[i];",
+      term: "d * d",
+      partials: c.states[0],
+      out: c.tops[0].region,
+      scale: 1 / (2 * a.shape[0]),
+    });
+  }
+
+  override backward(c: BackwardContext): void {
+    const [a, b] = c.bottoms;
+    const n = numel(a.shape);
+    const s = this.lossWeight / a.shape[0];
+    c.bottomDiffs.forEach((d, k) => {
+      if (!d) return;
+      const sign = k === 0 ? s : -s;
+      const kern = elementwise(`euclidean_loss_bwd${c.accumulate[k] ? " acc" : ""}`, {
+        bindings: [{ name: "a", access: "read" }, { name: "b", access: "read" }, {
+          name: "d",
+          access: "read_write",
+        }],
+        n,
+        body: `  d[i] = ${c.accumulate[k] ? "d[i] + " : ""}${f32(sign)} * (a[i] - b[i]);`,
+      });
+      c.rec.dispatch(kern.src, [a.region, b.region, d], kern.groups);
+    });
+  }
+}

@@ -1,0 +1,709 @@
+/**
+ * The static network: named blobs and layers, built once from a TypeScript definition. Build
+ * infers shapes, decides where gradients flow (Caffe's pruning: a layer whose outputs reach no
+ * weighted loss records no backward), lays parameters out in one buffer grouped by lr/decay
+ * multipliers, plans activation and gradient buffers from their lifetimes, and records two
+ * programs: a training step (forward, losses, backward, solver update, scalar accumulation) and
+ * an inference pass. A step replays one program in one compute pass and one submit; scalars
+ * (losses, metrics) accumulate on the GPU and are read back only when asked.
+ * @module
+ */
+import { type Gpu, GpuError } from "./device.ts";
+import { fill } from "./fillers.ts";
+import {
+  type BackwardContext,
+  fmtShape,
+  type ForwardContext,
+  type Layer,
+  type Mode,
+  numel,
+  type ParamDecl,
+  type Shape,
+  ShapeError,
+  type Tensor,
+} from "./layer.ts";
+import type { Solver } from "./solver.ts";
+import {
+  type Dispatch,
+  elementwise,
+  encodeDispatches,
+  KernelCache,
+  Recorder,
+  type Region,
+} from "../kernels/kernel.ts";
+import { download, upload } from "./tensor.ts";
+
+/** A network definition: its input blobs and its layers in execution (topological) order. */
+export interface NetDef {
+  name?: string;
+  inputs: Record<string, Shape>;
+  layers: Layer[];
+}
+
+/** Options for {@linkcode Net.build}. */
+export interface BuildOptions {
+  /** Record the training program (default: true when a solver is given). */
+  train?: boolean;
+  /** The optimiser; required for training. */
+  solver?: Solver;
+  /** Seed of the parameter initialisers (default 1). */
+  seed?: number;
+  /** Layers whose parameters are frozen (lr_mult forced to 0). */
+  freeze?: readonly string[];
+  /** Inference normalises batch norm with running statistics (true) or batch statistics (false, the seed). */
+  globalStats?: boolean;
+  /** Net inputs that receive a gradient (for gradient checks and scripts); none by default. */
+  gradInputs?: readonly string[];
+}
+
+/** One parameter tensor in the flat parameter buffer. */
+export interface ParamEntry {
+  /** "layer.name", e.g. "conv_1.weight"; the checkpoint key. */
+  key: string;
+  layer: string;
+  decl: ParamDecl;
+  /** Byte offset in the parameter (and gradient, and solver history) buffers. */
+  offset: number;
+  count: number;
+}
+
+/** A contiguous byte range of trainable parameters sharing lr and decay multipliers. */
+export interface ParamGroup {
+  lrMult: number;
+  decayMult: number;
+  offset: number;
+  bytes: number;
+}
+
+/** Where all parameters live. */
+export interface ParamLayout {
+  entries: ParamEntry[];
+  data: GPUBuffer;
+  diff: GPUBuffer;
+  bytes: number;
+  groups: ParamGroup[];
+}
+
+interface BlobInfo {
+  name: string;
+  shape: Shape;
+  producer: number; // layer index, -1 for inputs
+  consumers: number[];
+  data: Region | null;
+  diff: Region | null;
+  requiresGrad: boolean;
+  writers: number[]; // layers writing this blob's gradient, in backward order
+  scalarSlot: number; // >= 0 for scalar tops
+}
+
+interface LayerInfo {
+  layer: Layer;
+  params: number[]; // indices into layout.entries
+  states: Region[];
+  stateDecls: { name: string; floats: number }[];
+  runsBackward: boolean;
+}
+
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const SCALAR_FLOATS = 64;
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+/** A built network. */
+export class Net {
+  readonly gpu: Gpu;
+  readonly name: string;
+  readonly kernels: KernelCache;
+  readonly layout: ParamLayout;
+  readonly solver: Solver | null;
+  /** Iterations completed (the solver's iteration counter). */
+  iter = 0;
+  #layers: LayerInfo[];
+  #blobs: Map<string, BlobInfo>;
+  #inputs: string[];
+  #scalarNames: string[];
+  #scalars: GPUBuffer | null = null;
+  #acc: GPUBuffer | null = null;
+  #accCount = 0;
+  #hyper: GPUBuffer;
+  #workspace: Region | null = null;
+  #train: Dispatch[] | null = null;
+  #infer = new Map<boolean, Dispatch[]>();
+  #globalStats: boolean;
+  #bytes = 0;
+  #buffers: GPUBuffer[] = [];
+
+  private constructor(gpu: Gpu, def: NetDef, opts: BuildOptions) {
+    this.gpu = gpu;
+    this.name = def.name ?? "net";
+    this.kernels = new KernelCache(gpu);
+    this.solver = opts.solver ?? null;
+    this.#globalStats = opts.globalStats ?? false;
+    this.#inputs = Object.keys(def.inputs);
+    this.#blobs = new Map();
+    this.#scalarNames = [];
+    for (const [name, shape] of Object.entries(def.inputs)) {
+      const blob = this.#newBlob(name, shape, -1);
+      blob.requiresGrad = opts.gradInputs?.includes(name) ?? false;
+      this.#blobs.set(name, blob);
+    }
+    // 1. Shapes and parameter declarations, layer by layer.
+    const seen = new Set<string>();
+    const decls: { layer: number; decl: ParamDecl }[] = [];
+    let workspaceFloats = 0;
+    this.#layers = def.layers.map((layer, li) => {
+      if (seen.has(layer.name)) {
+        throw new ShapeError(layer.name, "layer name", "a unique name", "a duplicate");
+      }
+      seen.add(layer.name);
+      const bottomShapes = layer.bottoms.map((b) => {
+        const blob = this.#blobs.get(b);
+        if (!blob) {
+          throw new ShapeError(
+            layer.name,
+            `input "${b}"`,
+            "a blob produced earlier or a net input",
+            "nothing",
+          );
+        }
+        blob.consumers.push(li);
+        return blob.shape;
+      });
+      const info: LayerInfo = { layer, params: [], states: [], stateDecls: [], runsBackward: false };
+      const topShapes = layer.setup(bottomShapes, {
+        param: (decl) => {
+          const frozen = opts.freeze?.includes(layer.name);
+          decls.push({ layer: li, decl: frozen ? { ...decl, lrMult: 0 } : decl });
+          info.params.push(decls.length - 1);
+          return info.params.length - 1;
+        },
+        state: (name, floats) => {
+          info.stateDecls.push({ name, floats });
+          return info.stateDecls.length - 1;
+        },
+        workspace: (floats) => {
+          workspaceFloats = Math.max(workspaceFloats, floats);
+        },
+      });
+      if (topShapes.length !== layer.tops.length) {
+        throw new ShapeError(
+          layer.name,
+          "number of outputs",
+          String(layer.tops.length),
+          String(topShapes.length),
+        );
+      }
+      layer.tops.forEach((t, i) => {
+        if (this.#blobs.has(t)) {
+          throw new ShapeError(
+            layer.name,
+            `output "${t}"`,
+            "a new blob name (in-place layers are not supported)",
+            t,
+          );
+        }
+        const shape = topShapes[i];
+        if (shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+          throw new ShapeError(
+            layer.name,
+            `output "${t}" shape`,
+            "positive integer dimensions",
+            fmtShape(shape),
+          );
+        }
+        const blob = this.#newBlob(t, shape, li);
+        if (layer.scalarTops) {
+          if (numel(shape) > SCALAR_FLOATS) {
+            throw new ShapeError(
+              layer.name,
+              `scalar output "${t}"`,
+              `<= ${SCALAR_FLOATS} values`,
+              fmtShape(shape),
+            );
+          }
+          blob.scalarSlot = this.#scalarNames.length;
+          this.#scalarNames.push(t);
+        }
+        this.#blobs.set(t, blob);
+      });
+      return info;
+    });
+    // 2. Gradient flow. Forward: which blobs depend on trainable parameters.
+    const trainable = (li: number) =>
+      this.#layers[li].params.some((p) => decls[p].decl.learnable && decls[p].decl.lrMult !== 0);
+    for (const [li, info] of this.#layers.entries()) {
+      const l = info.layer;
+      const req = l.differentiable &&
+        (trainable(li) || l.bottoms.some((b, i) => l.propagates(i) && this.#blobs.get(b)!.requiresGrad));
+      for (const t of l.tops) this.#blobs.get(t)!.requiresGrad = req;
+    }
+    // Backward, in reverse: a layer runs backward when it is a weighted loss or a top receives gradient.
+    const gradFlows = new Set<string>();
+    const wantTrain = opts.train ?? !!opts.solver;
+    if (wantTrain) {
+      for (let li = this.#layers.length - 1; li >= 0; li--) {
+        const info = this.#layers[li];
+        const l = info.layer;
+        const isLoss = l.lossWeight !== 0 && l.differentiable;
+        info.runsBackward = l.differentiable && (isLoss || l.tops.some((t) => gradFlows.has(t))) &&
+          (trainable(li) || l.bottoms.some((b, i) => l.propagates(i) && this.#blobs.get(b)!.requiresGrad));
+        if (!info.runsBackward) continue;
+        l.bottoms.forEach((b, i) => {
+          const blob = this.#blobs.get(b)!;
+          if (l.propagates(i) && blob.requiresGrad && !blob.writers.includes(li)) {
+            blob.writers.push(li);
+            gradFlows.add(b);
+          }
+        });
+      }
+    }
+    // 3. Parameters: one flat buffer, trainable ones grouped by (lrMult, decayMult).
+    const align4 = gpu.offsetAlignment;
+    const order = decls.map((_, i) => i).sort((a, b) => {
+      const da = decls[a].decl, db = decls[b].decl;
+      const ka = da.learnable && da.lrMult !== 0 ? 0 : 1, kb = db.learnable && db.lrMult !== 0 ? 0 : 1;
+      return ka - kb || da.lrMult - db.lrMult || da.decayMult - db.decayMult || a - b;
+    });
+    const entries: ParamEntry[] = new Array(decls.length);
+    let off = 0;
+    const groups: ParamGroup[] = [];
+    for (const i of order) {
+      const { layer, decl } = decls[i];
+      const count = numel(decl.shape);
+      entries[i] = {
+        key: `${this.#layers[layer].layer.name}.${decl.name}`,
+        layer: this.#layers[layer].layer.name,
+        decl,
+        offset: off,
+        count,
+      };
+      if (decl.learnable && decl.lrMult !== 0) {
+        const g = groups[groups.length - 1];
+        if (g && g.lrMult === decl.lrMult && g.decayMult === decl.decayMult && g.offset + g.bytes === off) {
+          g.bytes = align(off + count * 4, align4) - g.offset;
+        } else {
+          groups.push({
+            lrMult: decl.lrMult,
+            decayMult: decl.decayMult,
+            offset: off,
+            bytes: align(count * 4, align4),
+          });
+        }
+      }
+      off = align(off + count * 4, align4);
+    }
+    const paramBytes = Math.max(off, 4);
+    this.layout = {
+      entries,
+      data: this.#alloc("params", paramBytes),
+      diff: this.#alloc("param gradients", paramBytes),
+      bytes: paramBytes,
+      groups,
+    };
+    const seed = opts.seed ?? 1;
+    for (const e of entries) {
+      upload(
+        gpu,
+        { buffer: this.layout.data, offset: e.offset, size: e.count * 4 },
+        fill(e.decl.filler, e.decl.shape, { seed, key: e.key }),
+      );
+    }
+    // 4. Activations and gradients from lifetimes; scalars in their own small buffers.
+    this.#planArena(wantTrain);
+    if (this.#scalarNames.length) {
+      const bytes = this.#scalarNames.length * SCALAR_FLOATS * 4;
+      this.#scalars = this.#alloc("scalars", bytes);
+      this.#acc = this.#alloc("scalar accumulators", bytes);
+      for (const blob of this.#blobs.values()) {
+        if (blob.scalarSlot >= 0) {
+          blob.data = {
+            buffer: this.#scalars,
+            offset: blob.scalarSlot * SCALAR_FLOATS * 4,
+            size: numel(blob.shape) * 4,
+          };
+        }
+      }
+    }
+    for (const info of this.#layers) {
+      info.states = info.stateDecls.map((s) => {
+        const buf = this.#alloc(`${info.layer.name} state ${s.name}`, Math.max(4, s.floats * 4));
+        return { buffer: buf, offset: 0, size: buf.size };
+      });
+    }
+    if (workspaceFloats > 0) {
+      const buf = this.#alloc("workspace", workspaceFloats * 4);
+      this.#workspace = { buffer: buf, offset: 0, size: buf.size };
+    }
+    this.#hyper = this.#alloc("solver hyper-parameters", 64);
+    if (wantTrain) {
+      if (!this.solver) throw new Error(`net "${this.name}": training needs a solver`);
+      this.#train = this.#record({ phase: "train", globalStats: false }, true);
+    }
+    this.#infer.set(
+      this.#globalStats,
+      this.#record({ phase: "infer", globalStats: this.#globalStats }, false),
+    );
+  }
+
+  /** Builds a network on `gpu`; shape errors throw here, WGSL and out-of-memory errors are awaited here. */
+  static async build(gpu: Gpu, def: NetDef, opts: BuildOptions = {}): Promise<Net> {
+    gpu.device.pushErrorScope("out-of-memory");
+    gpu.device.pushErrorScope("validation");
+    let net: Net;
+    try {
+      net = new Net(gpu, def, opts);
+    } finally {
+      const validation = await gpu.device.popErrorScope();
+      const oom = await gpu.device.popErrorScope();
+      if (oom) {
+        throw new GpuError(
+          `net "${def.name ?? "net"}": out of GPU memory while allocating buffers (${oom.message})`,
+        );
+      }
+      if (validation) {
+        throw new GpuError(
+          `net "${def.name ?? "net"}": WebGPU validation failed at build: ${validation.message}`,
+        );
+      }
+    }
+    await net.kernels.check();
+    return net;
+  }
+
+  #newBlob(name: string, shape: Shape, producer: number): BlobInfo {
+    return {
+      name,
+      shape,
+      producer,
+      consumers: [],
+      data: null,
+      diff: null,
+      requiresGrad: false,
+      writers: [],
+      scalarSlot: -1,
+    };
+  }
+
+  #alloc(label: string, bytes: number): GPUBuffer {
+    const size = align(Math.max(bytes, 4), 4);
+    if (size > this.gpu.maxBufferBytes) {
+      throw new GpuError(
+        `net "${this.name}": ${label} needs ${size} bytes, over the device's buffer limit ${this.gpu.maxBufferBytes}`,
+      );
+    }
+    const buf = this.gpu.device.createBuffer({ label, size, usage: USAGE });
+    this.#bytes += size;
+    this.#buffers.push(buf);
+    return buf;
+  }
+
+  /**
+   * Assigns every activation and gradient a buffer: blobs whose lifetimes (positions in the
+   * training program) do not overlap share one buffer, sized to the largest of them.
+   */
+  #planArena(train: boolean): void {
+    const L = this.#layers.length;
+    const fwd = (li: number) => li;
+    const bwd = (li: number) => 2 * L - 1 - li;
+    interface Want {
+      blob: BlobInfo;
+      diff: boolean;
+      start: number;
+      end: number;
+      bytes: number;
+    }
+    const wants: Want[] = [];
+    for (const blob of this.#blobs.values()) {
+      if (blob.scalarSlot >= 0) continue;
+      const bytes = numel(blob.shape) * 4;
+      if (bytes > this.gpu.maxBindingBytes) {
+        throw new ShapeError(
+          blob.producer >= 0 ? this.#layers[blob.producer].layer.name : "input",
+          `blob "${blob.name}" (${fmtShape(blob.shape)})`,
+          `at most ${this.gpu.maxBindingBytes} bytes per binding on this device`,
+          `${bytes} bytes`,
+        );
+      }
+      const users = [blob.producer, ...blob.consumers].filter((li) => li >= 0);
+      let start = blob.producer >= 0 ? fwd(blob.producer) : 0;
+      let end = Math.max(start, ...blob.consumers.map(fwd));
+      if (blob.producer < 0) start = 0;
+      if (train) {
+        for (const li of users) if (this.#layers[li].runsBackward) end = Math.max(end, bwd(li));
+        if (blob.producer < 0) end = 2 * L;
+      }
+      wants.push({ blob, diff: false, start, end, bytes });
+      if (train && blob.writers.length) {
+        const s = Math.min(...blob.writers.map(bwd));
+        const e = blob.producer >= 0 && this.#layers[blob.producer].runsBackward ? bwd(blob.producer) : s;
+        wants.push({ blob, diff: true, start: s, end: e, bytes });
+      }
+    }
+    wants.sort((a, b) => b.bytes - a.bytes || a.start - b.start);
+    const slots: { bytes: number; spans: [number, number][]; members: Want[] }[] = [];
+    for (const w of wants) {
+      let best = -1;
+      for (let s = 0; s < slots.length; s++) {
+        if (slots[s].spans.some(([a, b]) => !(w.end < a || b < w.start))) continue;
+        if (best < 0 || Math.abs(slots[s].bytes - w.bytes) < Math.abs(slots[best].bytes - w.bytes)) best = s;
+      }
+      if (best < 0) slots.push({ bytes: w.bytes, spans: [[w.start, w.end]], members: [w] });
+      else {
+        slots[best].bytes = Math.max(slots[best].bytes, w.bytes);
+        slots[best].spans.push([w.start, w.end]);
+        slots[best].members.push(w);
+      }
+    }
+    for (const slot of slots) {
+      const buf = this.#alloc(
+        slot.members.map((m) => (m.diff ? "d:" : "") + m.blob.name).slice(0, 4).join(","),
+        slot.bytes,
+      );
+      for (const m of slot.members) {
+        const region = { buffer: buf, offset: 0, size: m.bytes };
+        if (m.diff) m.blob.diff = region;
+        else m.blob.data = region;
+      }
+    }
+  }
+
+  #tensor(name: string): Tensor {
+    const b = this.#blobs.get(name)!;
+    return { shape: b.shape, region: b.data! };
+  }
+
+  #paramTensor(pi: number): Tensor {
+    const e = this.layout.entries[pi];
+    return { shape: e.decl.shape, region: { buffer: this.layout.data, offset: e.offset, size: e.count * 4 } };
+  }
+
+  #record(mode: Mode, withBackward: boolean): Dispatch[] {
+    const rec = new Recorder(this.kernels);
+    for (const info of this.#layers) {
+      rec.owner = info.layer.name;
+      info.layer.forward(this.#forwardContext(info, rec, mode));
+    }
+    if (withBackward) {
+      for (let li = this.#layers.length - 1; li >= 0; li--) {
+        const info = this.#layers[li];
+        if (!info.runsBackward) continue;
+        rec.owner = info.layer.name;
+        const l = info.layer;
+        const c: BackwardContext = {
+          ...this.#forwardContext(info, rec, mode),
+          topDiffs: l.tops.map((t) => this.#blobs.get(t)!.diff),
+          bottomDiffs: l.bottoms.map((b) => {
+            const blob = this.#blobs.get(b)!;
+            return blob.writers.includes(li) ? blob.diff : null;
+          }),
+          accumulate: l.bottoms.map((b) => {
+            const w = this.#blobs.get(b)!.writers;
+            return w.includes(li) && w[0] !== li;
+          }),
+          paramDiffs: info.params.map((p) => {
+            const e = this.layout.entries[p];
+            return e.decl.learnable && e.decl.lrMult !== 0
+              ? { buffer: this.layout.diff, offset: e.offset, size: e.count * 4 }
+              : null;
+          }),
+        };
+        l.backward(c);
+      }
+      rec.owner = "solver";
+      this.solver!.record(rec, {
+        layout: this.layout,
+        hyper: { buffer: this.#hyper, offset: 0, size: 64 },
+        alloc: (label, bytes) => this.#alloc(label, bytes),
+      });
+    }
+    if (this.#scalars) {
+      rec.owner = "scalars";
+      const n = this.#scalarNames.length * SCALAR_FLOATS;
+      const k = elementwise("accumulate scalars", {
+        bindings: [{ name: "s", access: "read" }, { name: "acc", access: "read_write" }],
+        n,
+        body: "  acc[i] = acc[i] + s[i];",
+      });
+      const whole = (b: GPUBuffer) => ({ buffer: b, offset: 0, size: b.size });
+      rec.dispatch(k.src, [whole(this.#scalars), whole(this.#acc!)], k.groups);
+    }
+    return rec.dispatches;
+  }
+
+  #forwardContext(info: LayerInfo, rec: Recorder, mode: Mode): ForwardContext {
+    const l = info.layer;
+    return {
+      rec,
+      mode,
+      bottoms: l.bottoms.map((b) => this.#tensor(b)),
+      tops: l.tops.map((t) => this.#tensor(t)),
+      params: info.params.map((p) => this.#paramTensor(p)),
+      states: info.states,
+      workspace: this.#workspace,
+    };
+  }
+
+  /** Total bytes of every GPU buffer this net allocated (parameters, activations, gradients, solver state). */
+  get gpuBytes(): number {
+    return this.#bytes;
+  }
+
+  /** Number of parameter values (learnable ones only unless `all`). */
+  paramCount(all = false): number {
+    return this.layout.entries.filter((e) => all || e.decl.learnable).reduce((s, e) => s + e.count, 0);
+  }
+
+  /** Names of the scalar outputs (losses and metrics), in slot order. */
+  get scalarNames(): readonly string[] {
+    return this.#scalarNames;
+  }
+
+  /** Number of dispatches in the training step (or inference pass). */
+  dispatchCount(phase: "train" | "infer" = "train"): number {
+    return (phase === "train" ? this.#train : this.#infer.get(this.#globalStats))?.length ?? 0;
+  }
+
+  /** Shape of a blob. */
+  shape(name: string): Shape {
+    const b = this.#blobs.get(name);
+    if (!b) throw new Error(`net "${this.name}" has no blob "${name}"`);
+    return b.shape;
+  }
+
+  /** Names of all blobs. */
+  get blobNames(): string[] {
+    return [...this.#blobs.keys()];
+  }
+
+  /** Uploads a net input. */
+  setInput(name: string, data: Float32Array): void {
+    if (!this.#inputs.includes(name)) {
+      throw new Error(`net "${this.name}": "${name}" is not an input (inputs: ${this.#inputs.join(", ")})`);
+    }
+    const b = this.#blobs.get(name)!;
+    if (data.length !== numel(b.shape)) {
+      throw new ShapeError(
+        this.name,
+        `input "${name}"`,
+        `${numel(b.shape)} values (${fmtShape(b.shape)})`,
+        `${data.length}`,
+      );
+    }
+    upload(this.gpu, b.data!, data);
+  }
+
+  /** Records one training step (forward, backward, update) and submits it. No readback. */
+  step(): void {
+    if (!this.#train) throw new Error(`net "${this.name}" was built without a training program`);
+    this.gpu.device.queue.writeBuffer(
+      this.#hyper,
+      0,
+      this.solver!.hyper(this.iter) as Float32Array<ArrayBuffer>,
+    );
+    this.#submit(this.#train);
+    this.iter++;
+  }
+
+  /** Runs the inference program (forward only). */
+  forward(): void {
+    this.#submit(this.#infer.get(this.#globalStats)!);
+  }
+
+  /** Switches inference batch norm between running (true) and batch (false) statistics. */
+  async setGlobalStats(global: boolean): Promise<void> {
+    this.#globalStats = global;
+    if (!this.#infer.has(global)) {
+      this.#infer.set(global, this.#record({ phase: "infer", globalStats: global }, false));
+      await this.kernels.check();
+    }
+  }
+
+  #submit(list: readonly Dispatch[]): void {
+    const enc = this.gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encodeDispatches(pass, list);
+    pass.end();
+    this.gpu.device.queue.submit([enc.finish()]);
+    this.#accCount++;
+  }
+
+  /** Reads a blob's values back. */
+  read(name: string): Promise<Float32Array> {
+    const b = this.#blobs.get(name);
+    if (!b?.data) throw new Error(`net "${this.name}" has no blob "${name}"`);
+    return download(this.gpu, b.data);
+  }
+
+  /** Reads a blob's gradient (training nets; zero-length when no gradient flows to it). */
+  async readDiff(name: string): Promise<Float32Array> {
+    const b = this.#blobs.get(name);
+    if (!b) throw new Error(`net "${this.name}" has no blob "${name}"`);
+    return b.diff ? await download(this.gpu, b.diff) : new Float32Array(0);
+  }
+
+  /** Reads one parameter by key ("layer.name"). */
+  readParam(key: string): Promise<Float32Array> {
+    const e = this.param(key);
+    return download(this.gpu, { buffer: this.layout.data, offset: e.offset, size: e.count * 4 });
+  }
+
+  /** Reads one parameter's gradient by key. */
+  readParamDiff(key: string): Promise<Float32Array> {
+    const e = this.param(key);
+    return download(this.gpu, { buffer: this.layout.diff, offset: e.offset, size: e.count * 4 });
+  }
+
+  /** Overwrites one parameter by key. */
+  writeParam(key: string, data: Float32Array): void {
+    const e = this.param(key);
+    if (data.length !== e.count) {
+      throw new ShapeError(
+        e.layer,
+        `parameter "${key}"`,
+        `${e.count} values (${fmtShape(e.decl.shape)})`,
+        `${data.length}`,
+      );
+    }
+    upload(this.gpu, { buffer: this.layout.data, offset: e.offset, size: e.count * 4 }, data);
+  }
+
+  /** The layout entry of a parameter. */
+  param(key: string): ParamEntry {
+    const e = this.layout.entries.find((x) => x.key === key);
+    if (!e) throw new Error(`net "${this.name}" has no parameter "${key}"`);
+    return e;
+  }
+
+  /**
+   * Averages of every scalar output over the passes run since the last call, then resets the
+   * accumulators. One readback for all losses and metrics.
+   */
+  async readScalars(): Promise<Record<string, Float32Array>> {
+    const out: Record<string, Float32Array> = {};
+    if (!this.#acc || this.#accCount === 0) return out;
+    const all = await download(this.gpu, { buffer: this.#acc, offset: 0, size: this.#acc.size });
+    const count = this.#accCount;
+    this.#scalarNames.forEach((name, k) => {
+      const n = numel(this.#blobs.get(name)!.shape);
+      out[name] = all.slice(k * SCALAR_FLOATS, k * SCALAR_FLOATS + n).map((v) => v / count);
+    });
+    const enc = this.gpu.device.createCommandEncoder();
+    enc.clearBuffer(this.#acc);
+    this.gpu.device.queue.submit([enc.finish()]);
+    this.#accCount = 0;
+    return out;
+  }
+
+  /** Waits until all submitted work is done. */
+  async sync(): Promise<void> {
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Releases every GPU buffer. */
+  destroy(): void {
+    for (const b of this.#buffers) b.destroy();
+    this.#buffers = [];
+  }
+}

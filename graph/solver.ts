@@ -1,0 +1,207 @@
+/**
+ * Optimisers. A solver records its update kernels into the training program once; per step it
+ * only supplies a few hyper-parameters (learning rate, iteration) that the net writes to a small
+ * GPU buffer before the submit. Updates run over the flat parameter buffer, one dispatch per
+ * group of parameters sharing lr/decay multipliers (split into chunks the device can bind).
+ * @module
+ */
+import type { ParamLayout } from "./net.ts";
+import { elementwise, f32, type Recorder, type Region } from "../kernels/kernel.ts";
+
+/** What a solver gets when recording its update. */
+export interface SolverContext {
+  layout: ParamLayout;
+  /** 16 floats written before every step: [0] learning rate, [1] iteration + 1, then solver-specific. */
+  hyper: Region;
+  /** Allocates a persistent GPU buffer (history), counted in the net's memory. */
+  alloc(label: string, bytes: number): GPUBuffer;
+}
+
+/** Learning-rate schedule (Caffe lr_policy). */
+export type LrPolicy =
+  | { type: "fixed" }
+  | { type: "step"; gamma: number; stepsize: number }
+  | { type: "multistep"; gamma: number; stepvalues: number[] }
+  | { type: "poly"; power: number; maxIter: number }
+  | { type: "exp"; gamma: number }
+  | { type: "inv"; gamma: number; power: number };
+
+/** Learning rate at iteration `iter` (Caffe's formulas). */
+export function learningRate(baseLr: number, policy: LrPolicy, iter: number): number {
+  switch (policy.type) {
+    case "fixed":
+      return baseLr;
+    case "step":
+      return baseLr * Math.pow(policy.gamma, Math.floor(iter / policy.stepsize));
+    case "multistep":
+      return baseLr * Math.pow(policy.gamma, policy.stepvalues.filter((s) => iter >= s).length);
+    case "poly":
+      return baseLr * Math.pow(Math.max(0, 1 - iter / policy.maxIter), policy.power);
+    case "exp":
+      return baseLr * Math.pow(policy.gamma, iter);
+    case "inv":
+      return baseLr * Math.pow(1 + policy.gamma * iter, -policy.power);
+  }
+}
+
+/** Common solver settings. */
+export interface SolverOptions {
+  baseLr: number;
+  policy?: LrPolicy;
+  /** L2 weight decay (scaled per parameter by decay_mult). */
+  weightDecay?: number;
+}
+
+/** An optimiser the net can record. */
+export interface Solver {
+  readonly type: string;
+  readonly options: SolverOptions;
+  /** Records the update dispatches (called once per net build). */
+  record(rec: Recorder, ctx: SolverContext): void;
+  /** The 16 hyper-parameter floats for the step that starts at `iter`. */
+  hyper(iter: number): Float32Array;
+  /** Solver history buffers (same layout as the parameters), for checkpoints. */
+  history(): GPUBuffer[];
+}
+
+/** Splits a parameter group into byte ranges no larger than the device can bind at once. */
+export function chunks(offset: number, bytes: number, maxBinding: number, align: number): [number, number][] {
+  const step = Math.floor(maxBinding / align) * align;
+  const out: [number, number][] = [];
+  for (let o = 0; o < bytes; o += step) out.push([offset + o, Math.min(step, bytes - o)]);
+  return out;
+}
+
+/** Shared plumbing: history buffers and per-chunk dispatch of an element-wise update. */
+abstract class BaseSolver implements Solver {
+  abstract readonly type: string;
+  readonly options: SolverOptions;
+  #history: GPUBuffer[] = [];
+
+  constructor(options: SolverOptions) {
+    this.options = options;
+  }
+
+  /** Number of history buffers the update needs. */
+  protected abstract readonly historyCount: number;
+
+  /**
+   * WGSL body updating element `i` of w (param), g (grad), h0/h1 (history), with `lr` the
+   * multiplied learning rate and `g` already including weight decay.
+   */
+  protected abstract updateBody(): string;
+
+  /** Extra hyper floats from index 2 on. */
+  protected extraHyper(_iter: number): number[] {
+    return [];
+  }
+
+  hyper(iter: number): Float32Array {
+    const h = new Float32Array(16);
+    h[0] = learningRate(this.options.baseLr, this.options.policy ?? { type: "fixed" }, iter);
+    h[1] = iter + 1;
+    this.extraHyper(iter).forEach((v, k) => (h[2 + k] = v));
+    return h;
+  }
+
+  history(): GPUBuffer[] {
+    return this.#history;
+  }
+
+  record(rec: Recorder, ctx: SolverContext): void {
+    const { layout } = ctx;
+    this.#history = Array.from({ length: this.historyCount }, (_, k) => {
+      const b = ctx.alloc(`${this.type} history ${k}`, layout.bytes);
+      return b;
+    });
+    const gpu = rec.kernels.gpu;
+    for (const g of layout.groups) {
+      for (const [off, bytes] of chunks(g.offset, g.bytes, gpu.maxBindingBytes, gpu.offsetAlignment)) {
+        const n = bytes / 4;
+        const wd = (this.options.weightDecay ?? 0) * g.decayMult;
+        const hist = this.#history.map((_, k) => ({ name: `h${k}`, access: "read_write" as const }));
+        const k = elementwise(`${this.type} update lr_mult ${g.lrMult} decay_mult ${g.decayMult}`, {
+          bindings: [
+            { name: "w", access: "read_write" },
+            { name: "dw", access: "read" },
+            { name: "hyper", access: "read" },
+            ...hist,
+          ],
+          n,
+          body: `  let lr = hyper[0] * ${f32(g.lrMult)};
+  let g = dw[i]${wd !== 0 ? ` + ${f32(wd)} * w[i]` : ""};
+${this.updateBody()}`,
+        });
+        const r = (buffer: GPUBuffer) => ({ buffer, offset: off, size: bytes });
+        rec.dispatch(k.src, [r(layout.data), r(layout.diff), ctx.hyper, ...this.#history.map(r)], k.groups);
+      }
+    }
+  }
+}
+
+/** RMSProp with Caffe's semantics: v = d*v + (1-d)*g^2; w -= lr*lr_mult*g/(sqrt(v)+delta). */
+export class RMSProp extends BaseSolver {
+  readonly type = "RMSProp";
+  protected readonly historyCount = 1;
+  readonly rmsDecay: number;
+  readonly delta: number;
+
+  constructor(options: SolverOptions & { rmsDecay?: number; delta?: number }) {
+    super(options);
+    this.rmsDecay = options.rmsDecay ?? 0.99;
+    this.delta = options.delta ?? 1e-8;
+  }
+
+  protected updateBody(): string {
+    return `  let v = ${f32(this.rmsDecay)} * h0[i] + ${f32(1 - this.rmsDecay)} * g * g;
+  h0[i] = v;
+  w[i] = w[i] - lr * g / (sqrt(v) + ${f32(this.delta)});`;
+  }
+}
+
+/** SGD with momentum (Caffe): h = m*h + lr*g; w -= h. */
+export class SGD extends BaseSolver {
+  readonly type = "SGD";
+  protected readonly historyCount = 1;
+  readonly momentum: number;
+
+  constructor(options: SolverOptions & { momentum?: number }) {
+    super(options);
+    this.momentum = options.momentum ?? 0.9;
+  }
+
+  protected updateBody(): string {
+    return `  let h = ${f32(this.momentum)} * h0[i] + lr * g;
+  h0[i] = h;
+  w[i] = w[i] - h;`;
+  }
+}
+
+/** Adam (Caffe): m, v moments with bias correction folded into the step size. */
+export class Adam extends BaseSolver {
+  readonly type = "Adam";
+  protected readonly historyCount = 2;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+
+  constructor(options: SolverOptions & { beta1?: number; beta2?: number; eps?: number }) {
+    super(options);
+    this.beta1 = options.beta1 ?? 0.9;
+    this.beta2 = options.beta2 ?? 0.999;
+    this.eps = options.eps ?? 1e-8;
+  }
+
+  protected override extraHyper(iter: number): number[] {
+    const t = iter + 1;
+    return [Math.sqrt(1 - Math.pow(this.beta2, t)) / (1 - Math.pow(this.beta1, t))];
+  }
+
+  protected updateBody(): string {
+    return `  let m = ${f32(this.beta1)} * h0[i] + ${f32(1 - this.beta1)} * g;
+  let v = ${f32(this.beta2)} * h1[i] + ${f32(1 - this.beta2)} * g * g;
+  h0[i] = m;
+  h1[i] = v;
+  w[i] = w[i] - lr * hyper[2] * m / (sqrt(v) + ${f32(this.eps)});`;
+  }
+}

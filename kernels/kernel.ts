@@ -1,0 +1,204 @@
+/**
+ * The bridge between WGSL text and recorded GPU work. A kernel is WGSL source specialised with
+ * constants for one shape; pipelines are cached by source text, bind groups are made once at
+ * build time, and a program is a flat list of dispatches that a step replays with almost no JS.
+ * @module
+ */
+import { type Gpu, GpuError } from "../graph/device.ts";
+
+/** A contiguous byte range of a GPU buffer; every tensor lives in one. */
+export interface Region {
+  buffer: GPUBuffer;
+  /** Byte offset; a multiple of the device's storage offset alignment. */
+  offset: number;
+  /** Byte size (a multiple of 4). */
+  size: number;
+}
+
+/** WGSL source of one compute kernel. */
+export interface KernelSource {
+  /** Names the kernel in errors and profiles, e.g. "conv_fwd 3x3 s1". */
+  label: string;
+  code: string;
+  /** Entry point (default "main"). */
+  entry?: string;
+}
+
+/** One recorded dispatch. */
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  groups: [number, number, number];
+}
+
+/** Workgroup counts: 1-3 numbers. */
+export type Groups = readonly [number, number?, number?];
+
+/** Compiles kernels once per source text and reports WGSL errors with the owner's name. */
+export class KernelCache {
+  readonly gpu: Gpu;
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #pending: Promise<void>[] = [];
+
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+  }
+
+  /** Number of distinct compiled pipelines. */
+  get size(): number {
+    return this.#pipelines.size;
+  }
+
+  /** The pipeline for `src`; `owner` (a layer name) is used in error messages. */
+  pipeline(src: KernelSource, owner = "?"): GPUComputePipeline {
+    const key = `${src.entry ?? "main"}\n${src.code}`;
+    let p = this.#pipelines.get(key);
+    if (p) return p;
+    const device = this.gpu.device;
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: src.label, code: src.code });
+    p = device.createComputePipeline({
+      label: `${owner}: ${src.label}`,
+      layout: "auto",
+      compute: { module, entryPoint: src.entry ?? "main" },
+    });
+    this.#pending.push(
+      device.popErrorScope().then((err) => {
+        if (err) {
+          throw new GpuError(
+            `WGSL kernel "${src.label}" of layer "${owner}" failed to compile: ${err.message}\n` +
+              numbered(src.code),
+          );
+        }
+      }),
+    );
+    this.#pipelines.set(key, p);
+    return p;
+  }
+
+  /** Waits for all compilations so far and throws the first error, naming layer and kernel. */
+  async check(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    await Promise.all(pending);
+  }
+}
+
+function numbered(code: string): string {
+  return code.split("\n").map((l, i) => `${String(i + 1).padStart(4)}| ${l}`).join("\n");
+}
+
+/** Records dispatches into a program; layers receive one at build time. */
+export class Recorder {
+  readonly kernels: KernelCache;
+  readonly dispatches: Dispatch[] = [];
+  /** Layer currently recording, used to label dispatches and errors. */
+  owner = "?";
+
+  constructor(kernels: KernelCache) {
+    this.kernels = kernels;
+  }
+
+  /** Records one dispatch of `src` binding `regions` to @binding(0..n-1) of group 0. */
+  dispatch(src: KernelSource, regions: readonly Region[], groups: Groups): void {
+    const pipeline = this.kernels.pipeline(src, this.owner);
+    const device = this.kernels.gpu.device;
+    const bindGroup = device.createBindGroup({
+      label: `${this.owner}: ${src.label}`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: regions.map((r, i) => ({
+        binding: i,
+        resource: { buffer: r.buffer, offset: r.offset, size: r.size },
+      })),
+    });
+    const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+    if (g.some((v) => !Number.isInteger(v) || v < 0 || v > 65535)) {
+      throw new GpuError(`layer "${this.owner}" kernel "${src.label}": bad workgroup counts ${g.join("x")}`);
+    }
+    if (g[0] * g[1] * g[2] === 0) return;
+    this.dispatches.push({ label: `${this.owner}: ${src.label}`, pipeline, bindGroup, groups: g });
+  }
+}
+
+/** Replays recorded dispatches into an open compute pass. The per-step hot loop. */
+export function encodeDispatches(pass: GPUComputePassEncoder, list: readonly Dispatch[]): void {
+  let last: GPUComputePipeline | null = null;
+  for (let i = 0; i < list.length; i++) {
+    const d = list[i];
+    if (d.pipeline !== last) {
+      pass.setPipeline(d.pipeline);
+      last = d.pipeline;
+    }
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+  }
+}
+
+/** Default workgroup size of 1-D kernels. */
+export const WG = 256;
+
+/**
+ * Workgroup counts covering `n` invocations of a 1-D kernel of size `wg`, folded into 2-D when
+ * more than 65535 groups are needed. Pair with {@linkcode flatIndex} in the WGSL.
+ */
+export function grid1d(n: number, wg = WG): [number, number] {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  if (groups <= 65535) return [groups, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+/** WGSL expression for the flat invocation index of a kernel launched with {@linkcode grid1d}. */
+export function flatIndex(wg = WG): string {
+  return `(gid.x + gid.y * nwg.x * ${wg}u)`;
+}
+
+/** Formats a number as a WGSL f32 literal (always with a decimal point or exponent). */
+export function f32(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`f32 literal must be finite, got ${x}`);
+  const s = String(Math.fround(x));
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+}
+
+/** Formats a non-negative integer as a WGSL u32 literal. */
+export function u32(x: number): string {
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new RangeError(`u32 literal out of range: ${x}`);
+  return `${x}u`;
+}
+
+/** One storage binding of a generated kernel. */
+export interface Binding {
+  name: string;
+  /** "read" for inputs, "read_write" for outputs. */
+  access: "read" | "read_write";
+  /** Element type, default "f32". */
+  type?: string;
+}
+
+/** WGSL declarations for `bindings` in order, as @group(0) @binding(i). */
+export function declare(bindings: readonly Binding[]): string {
+  return bindings.map((b, i) =>
+    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? "f32"}>;`
+  )
+    .join("\n");
+}
+
+/**
+ * A 1-D kernel over `n` elements: `body` runs with `i` (u32) in range. The common skeleton of
+ * element-wise forward and backward kernels.
+ */
+export function elementwise(
+  label: string,
+  opts: { bindings: readonly Binding[]; n: number; body: string; prelude?: string },
+): { src: KernelSource; groups: Groups } {
+  const code = `${declare(opts.bindings)}
+${opts.prelude ?? ""}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = ${flatIndex()};
+  if (i >= ${u32(opts.n)}) { return; }
+${opts.body}
+}`;
+  return { src: { label, code }, groups: grid1d(opts.n) };
+}
