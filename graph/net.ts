@@ -351,23 +351,28 @@ export class Net {
   static async build(gpu: Gpu, def: NetDef, opts: BuildOptions = {}): Promise<Net> {
     gpu.device.pushErrorScope("out-of-memory");
     gpu.device.pushErrorScope("validation");
-    let net: Net;
+    let net: Net | null = null;
+    let failure: unknown = null;
     try {
       net = new Net(gpu, def, opts);
-    } finally {
-      const validation = await gpu.device.popErrorScope();
-      const oom = await gpu.device.popErrorScope();
-      if (oom) {
-        throw new GpuError(
-          `net "${def.name ?? "net"}": out of GPU memory while allocating buffers (${oom.message})`,
-        );
-      }
-      if (validation) {
-        throw new GpuError(
-          `net "${def.name ?? "net"}": WebGPU validation failed at build: ${validation.message}`,
-        );
-      }
+    } catch (e) {
+      failure = e;
     }
+    const validation = await gpu.device.popErrorScope();
+    const oom = await gpu.device.popErrorScope();
+    if (failure) throw failure;
+    const name = def.name ?? "net";
+    if (oom) {
+      net?.destroy();
+      throw new GpuError(
+        `net "${name}": out of GPU memory while allocating ${net?.gpuBytes ?? "?"} bytes (${oom.message}); ` +
+          `try a smaller batch, input size or preset`,
+      );
+    }
+    if (validation) {
+      throw new GpuError(`net "${name}": WebGPU validation failed at build: ${validation.message}`);
+    }
+    if (!net) throw new Error("unreachable");
     await net.kernels.check();
     return net;
   }
