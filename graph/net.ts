@@ -118,6 +118,8 @@ export class Net {
   readonly kernels: KernelCache;
   readonly layout: ParamLayout;
   readonly solver: Solver | null;
+  /** Seed of the parameter initialisers; checkpoint loads re-initialise unmatched parameters with it. */
+  readonly seed: number;
   /** Iterations completed (the solver's iteration counter). */
   iter = 0;
   #layers: LayerInfo[];
@@ -140,6 +142,7 @@ export class Net {
     this.name = def.name ?? "net";
     this.kernels = new KernelCache(gpu);
     this.solver = opts.solver ?? null;
+    this.seed = opts.seed ?? 1;
     this.#globalStats = opts.globalStats ?? false;
     this.#inputs = Object.keys(def.inputs);
     this.#blobs = new Map();
@@ -302,7 +305,7 @@ export class Net {
       bytes: paramBytes,
       groups,
     };
-    const seed = opts.seed ?? 1;
+    const seed = this.seed;
     for (const e of entries) {
       upload(
         gpu,
