@@ -10,18 +10,19 @@
  * joint coordinates and raw-frame (camera) pixels are pixel-index coordinates, so a continuous
  * coordinate is index + 0.5. "Norm" is the continuous crop coordinate divided by the crop side
  * (256), so it is resolution-independent: pixel p of an S-wide input has its centre at
- * (p + 0.5) / S. The 224 source crop is the bbx region resized to 224: continuous
- * [0, 224] <-> [x1, x2]. Augmentation scales by m / (0.005 * scale) and rotates about the person
+ * (p + 0.5) / S. The 224 source crop is the bbx region resized to 224, with
+ * u_raw = x1 + u224 * (x2 - x1) / 224 (sourceToRaw). Augmentation scales by m / (0.005 * scale) and rotates about the person
  * centre (center_x, center_y, continuous), which lands on the crop centre (128, 128); a flip
  * mirrors about that centre. Hence in test mode (m = 1, no rotation, no flip):
  *
  *     c256 = c224 / 1.12 + 28      (continuous),  i.e.  u256 = (u224 + 0.5) / 1.12 - 0.5 + 28  (index)
  *     norm = ((u224 + 0.5) / 1.12 + 28) / 256
  *
- * Legacy (SEED_SPEC §3, §8.17): joints are scaled by k ignoring OpenCV's half-pixel resize
- * convention, the rotation canvas is one pixel larger than the resized image (+0.5 px shift), the
- * crop centre is truncated, flips use x <- 255 - x, norm = index / 256, and `normToRaw` treats
- * the 256 crop as the bbx (§8.3). In test mode this gives exactly u256 = u224 / 1.12 + 28.5.
+ * Legacy geometry (SEED_SPEC §3, §8.17): joints are scaled by k ignoring OpenCV's half-pixel
+ * resize convention, the rotation canvas is one pixel larger than the resized image (+0.5 px
+ * shift), the crop centre is truncated, flips use x <- 255 - x, and norm = index / 256. In test
+ * mode this gives exactly u256 = u224 / 1.12 + 28.5. Separately, `legacyBbx` makes `normToRaw`
+ * treat the 256 crop as the bbx, as the seed's GenAug3D does (§8.3).
  * @module
  */
 
@@ -111,12 +112,13 @@ export function mirror(w: number): Affine {
 export type Bbx = readonly [number, number, number, number];
 
 /**
- * 224-source pixel index -> raw-frame pixel index, for a source that is the bbx region resized
- * to 224 (continuous [0, 224] <-> [x1, x2]). Synthetic data should project through its inverse.
+ * 224-source pixel coordinates -> raw-frame pixel coordinates: u_raw = x1 + u224 * (x2 - x1) / 224.
+ * Both sides use the same pixel-coordinate origin, as the synthetic generator's projection does
+ * (io/synth_cameras.ts rawToCrop), so back-projecting its 2D reproduces its 3D exactly.
  */
 export function sourceToRaw(bbx: Bbx, side = SOURCE_SIDE): Affine {
   const sx = (bbx[2] - bbx[0]) / side, sy = (bbx[3] - bbx[1]) / side;
-  return chain(translate(0.5, 0.5), affine(sx, 0, bbx[0], 0, sy, bbx[1]), translate(-0.5, -0.5));
+  return affine(sx, 0, bbx[0], 0, sy, bbx[1]);
 }
 
 /** Raw-frame pixel index -> 224-source pixel index (inverse of sourceToRaw). */

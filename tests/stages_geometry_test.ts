@@ -68,9 +68,8 @@ Deno.test("clean normToRaw inverts jointMap then maps the source onto the bbx", 
   const [ru, rv] = apply(sourceToRaw(FRAME.bbx), 40, 150);
   close(u, ru, 1e-9);
   close(v, rv, 1e-9);
-  // The source's outer edges are the bbx edges (pixel-index coords are edge + 0.5 scaled).
-  const [e0] = apply(sourceToRaw(FRAME.bbx), -0.5, -0.5);
-  close(e0, 265 - 0.5);
+  const [e0, e1] = apply(sourceToRaw(FRAME.bbx), 224, 0);
+  assert.deepEqual([e0, e1], [658, 264]);
   const [back] = apply(rawToSource(FRAME.bbx), ru, rv);
   close(back, 40, 1e-9);
 });
