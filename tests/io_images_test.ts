@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DataError } from "../io/errors.ts";
-import { decodeImage, encodePng } from "../io/images.ts";
+import { Image } from "imagescript";
+import { decodeImage, decodeImageBytes, decodeImageReference, encodePng } from "../io/images.ts";
 
 const PNG = new URL("./fixtures/toy/images/1000.png", import.meta.url).pathname;
 
@@ -37,4 +38,25 @@ Deno.test("image errors: wrong size, missing file, undecodable bytes", async () 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("native PNG path agrees with the WASM decoder: RGB, RGBA, JPEG fallback, filters", async () => {
+  const bytes = Deno.readFileSync(PNG);
+  const fast = await decodeImageBytes(bytes, "toy");
+  assert.deepEqual(fast, await decodeImageReference(bytes));
+  // RGBA written by imagescript, with a gradient that exercises every row filter.
+  const img = new Image(37, 23);
+  for (let y = 1; y <= 23; y++) {
+    for (let x = 1; x <= 37; x++) {
+      img.setPixelAt(x, y, ((x * 7) << 24 | (y * 11) << 16 | (x * y) << 8 | 255) >>> 0);
+    }
+  }
+  const rgba = await img.encode(3);
+  assert.deepEqual(await decodeImageBytes(rgba, "rgba"), await decodeImageReference(rgba));
+  const ours = await encodePng(fast.rgb, 224, 224);
+  assert.deepEqual((await decodeImageReference(ours)).rgb, fast.rgb);
+  const jpeg = await img.encodeJPEG(90);
+  const j = await decodeImageBytes(jpeg, "x.jpg", { expectSize: [37, 23] });
+  assert.equal(j.rgb.length, 37 * 23 * 3);
+  await assert.rejects(decodeImageBytes(bytes.subarray(0, 3000), "cut.png"), DataError);
 });
