@@ -293,23 +293,6 @@ export async function encodePng(rgb: Uint8Array, width: number, height: number):
   return out;
 }
 
-/** Encodes through the WASM encoder (reference for tests of the native path). */
-export async function encodePngReference(
-  rgb: Uint8Array,
-  width: number,
-  height: number,
-): Promise<Uint8Array> {
-  const img = new Image(width, height);
-  const bm = img.bitmap;
-  for (let i = 0, n = width * height; i < n; i++) {
-    bm[4 * i] = rgb[3 * i];
-    bm[4 * i + 1] = rgb[3 * i + 1];
-    bm[4 * i + 2] = rgb[3 * i + 2];
-    bm[4 * i + 3] = 255;
-  }
-  return await img.encode(1);
-}
-
 /** Decodes through the WASM decoder only (reference for tests of the native path). */
 export async function decodeImageReference(bytes: Uint8Array): Promise<RgbImage> {
   const img = await decode(bytes);

@@ -88,7 +88,8 @@ export interface SampleRecord {
  * C's `%W.Pf`: fixed notation right-aligned in `width`. Differs from `toFixed` only on exact
  * decimal ties, which C (glibc) rounds half-to-even and JavaScript rounds away from zero.
  */
-export function formatFixed(x: number, width: number, precision = 6): string {
+export function formatFixed(x: number, width: number, opts: { precision?: number } = {}): string {
+  const precision = opts.precision ?? 6;
   if (!Number.isFinite(x)) throw new RangeError(`formatFixed: not a finite number: ${x}`);
   const neg = x < 0 || Object.is(x, -0);
   const a = Math.abs(x);

@@ -35,7 +35,7 @@ export const CROP_SIDE = 256;
 export const SOURCE_SIDE = 224;
 
 /** Builds an affine from its six coefficients. */
-export function affine(a: number, b: number, c: number, d: number, e: number, f: number): Affine {
+function affine(a: number, b: number, c: number, d: number, e: number, f: number): Affine {
   return Float64Array.of(a, b, c, d, e, f);
 }
 
@@ -73,17 +73,24 @@ export function invert(m: Affine): Affine {
 }
 
 /** Applies a map to one point. */
-export function apply(m: Affine, x: number, y: number): [number, number] {
+export function apply(m: Affine, p: readonly [number, number]): [number, number] {
+  const [x, y] = p;
   return [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]];
 }
 
-/** Applies a map to interleaved (x, y) pairs, writing `out` (may alias `xy`). */
-export function applyPoints(m: Affine, xy: ArrayLike<number>, out: Float64Array | Float32Array): void {
+/** Applies a map to interleaved (x, y) pairs; `out` (may alias `xy`) is allocated when absent. */
+export function applyPoints(
+  m: Affine,
+  xy: ArrayLike<number>,
+  opts: { out?: Float64Array | Float32Array } = {},
+): Float64Array | Float32Array {
+  const out = opts.out ?? new Float64Array(xy.length);
   for (let i = 0; i + 1 < xy.length; i += 2) {
     const x = xy[i], y = xy[i + 1];
     out[i] = m[0] * x + m[1] * y + m[2];
     out[i + 1] = m[3] * x + m[4] * y + m[5];
   }
+  return out;
 }
 
 /** Translation by (tx, ty). */
@@ -209,7 +216,7 @@ function legacyGeometry(f: SampleFrame, p: AugParams, inputSize: number): Sample
   const bh = Math.ceil(cy + hy) - Math.floor(cy - hy) + 1;
   const rot = chain(translate(-cx, -cy), rotation(p.rotateDeg), translate(bw / 2, bh / 2));
   // c. crop 256 around the truncated transformed centre.
-  const [ox, oy] = apply(compose(rot, jointResize), f.centerX, f.centerY);
+  const [ox, oy] = apply(compose(rot, jointResize), [f.centerX, f.centerY]);
   const crop = translate(CROP_SIDE / 2 - Math.trunc(ox), CROP_SIDE / 2 - Math.trunc(oy));
   // d. flip in index coordinates.
   const flip = p.flip ? mirror(CROP_SIDE - 1) : identity();

@@ -110,8 +110,9 @@ export function allocBatch(size: number, s: number): Batch {
   };
 }
 
-/** Copies one processed sample into slot `i` of a batch. */
-export function putSample(b: Batch, i: number, s: ProcessedSample, action: number): void {
+/** Copies one processed sample into slot `index` of a batch. */
+export function putSample(b: Batch, s: ProcessedSample, opts: { index: number; action: number }): void {
+  const i = opts.index;
   b.ids[i] = s.id;
   b.image.set(s.image, i * s.image.length);
   b.joints2d.set(s.joints2d, i * s.joints2d.length);
@@ -121,7 +122,7 @@ export function putSample(b: Batch, i: number, s: ProcessedSample, action: numbe
   b.camera.set(s.camera, i * 4);
   b.bbx.set(s.bbx, i * 4);
   b.cropToBbx.set(s.cropToBbx, i * 6);
-  b.action[i] = action;
+  b.action[i] = opts.action;
 }
 
 /** Shrinks a batch to its first `n` samples (views, no copy). */
@@ -206,7 +207,7 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
           continue;
         }
         const entry = table ? actionOf(table, out.input) : undefined;
-        putSample(batch, fill++, out.value, entry ? ACTIONS.indexOf(entry.action) : -1);
+        putSample(batch, out.value, { index: fill++, action: entry ? ACTIONS.indexOf(entry.action) : -1 });
         if (fill === batchSize) {
           st.samples += fill;
           st.batches++;
