@@ -1,0 +1,501 @@
+/**
+ * Normalisation kernels: batch norm (batch or running statistics, optional fused affine and
+ * ReLU), group norm and a per-channel affine (Caffe's Scale). Every per-channel or per-group
+ * statistic is reduced by one workgroup with a fixed tree, so results are bit-reproducible and
+ * need no float atomics; that also lets one dispatch normalise the very elements it just reduced.
+ *
+ * Tensors are seen as [outer, channels, inner] (NCHW: N, C, H*W).
+ * @module
+ */
+import {
+  type Binding,
+  declare,
+  elementwise,
+  f32,
+  grid1d,
+  type Recorder,
+  type Region,
+  u32,
+} from "./kernel.ts";
+
+const WG = 256;
+
+/** A tensor viewed as [outer, channels, inner]; for NCHW that is N, C and H*W. */
+export interface ChannelShape {
+  outer: number;
+  channels: number;
+  inner: number;
+}
+
+/** Optional per-channel affine parameters; absent ones mean gamma 1, beta 0. */
+export interface Affine {
+  gamma?: Region | null;
+  beta?: Region | null;
+}
+
+type Bound = Binding & { region: Region };
+
+/** Bindings collected in order, so declarations and bound regions cannot drift apart. */
+class Bind {
+  readonly list: Bound[] = [];
+  read(name: string, region: Region): this {
+    this.list.push({ name, access: "read", region });
+    return this;
+  }
+  write(name: string, region: Region): this {
+    this.list.push({ name, access: "read_write", region });
+    return this;
+  }
+  get code(): string {
+    return declare(this.list);
+  }
+  get regions(): Region[] {
+    return this.list.map((b) => b.region);
+  }
+}
+
+/** Workgroup tree sums of one or two values; every invocation gets the total. */
+const REDUCE = `var<workgroup> sh: array<vec2f, ${WG}>;
+fn wg_sum2(v: vec2f, lid: u32) -> vec2f {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] = sh[lid] + sh[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  return wg_sum2(vec2f(v, 0.0), lid).x;
+}`;
+
+/** WGSL for the flat index of the j-th element (of outer*inner) of channel `c`. */
+function channelIndex(s: ChannelShape): string {
+  if (s.outer === 1) return `c * ${u32(s.inner)} + j`;
+  if (s.inner === 1) return `j * ${u32(s.channels)} + c`;
+  return `(j / ${u32(s.inner)}) * ${u32(s.channels * s.inner)} + c * ${u32(s.inner)} + j % ${u32(s.inner)}`;
+}
+
+/** Kernel header running one workgroup per channel (folded to 2-D past 65535 channels). */
+function perChannelMain(s: ChannelShape): string {
+  return `@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let c = wid.x + wid.y * nwg.x;
+  if (c >= ${u32(s.channels)}) { return; }
+  let lid = lidv.x;`;
+}
+
+function affineBindings(b: Bind, a: Affine, writable = false): { gamma: string; beta: string } {
+  if (a.gamma) writable ? b.write("gamma", a.gamma) : b.read("gamma", a.gamma);
+  if (a.beta) writable ? b.write("beta", a.beta) : b.read("beta", a.beta);
+  return { gamma: a.gamma ? "gamma[c]" : "1.0", beta: a.beta ? "beta[c]" : "0.0" };
+}
+
+/** Options of {@linkcode batchNormForward}. */
+export interface BatchNormForwardOptions extends Affine {
+  x: Region;
+  y: Region;
+  shape: ChannelShape;
+  eps: number;
+  relu: boolean;
+  /**
+   * Where the statistics come from. "batch": reduce this batch and save mean and 1/std into
+   * `saved` (2*C floats: means then inverse std) for the backward; with `running`, also fold the
+   * batch statistics into the running estimates. "running": normalise with `mean`/`var`.
+   */
+  stats:
+    | {
+      kind: "batch";
+      saved: Region;
+      running?: { mean: Region; var: Region; scale: Region; fraction: number } | null;
+    }
+    | { kind: "running"; mean: Region; var: Region };
+}
+
+/**
+ * Batch norm forward, y = [relu](gamma * (x - mean) / sqrt(var + eps) + beta), var biased.
+ *
+ * Running statistics follow Caffe's moving average, stored normalised: with fraction f and
+ * m = outer*inner values per channel, each training batch does
+ *   S <- f*S + 1;  mean_run += (mean - mean_run) / S;  var_run += (m/(m-1) * var - var_run) / S
+ * which equals Caffe's blobs (S*mean_run, S*var_run, S) divided through by S, so a freshly
+ * initialised layer (S = 0) takes the first batch's statistics as they are.
+ */
+export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): void {
+  const s = o.shape, C = s.channels, M = s.outer * s.inner;
+  if (o.stats.kind === "running") {
+    const b = new Bind().read("x", o.x);
+    if (o.gamma) b.read("gamma", o.gamma);
+    if (o.beta) b.read("beta", o.beta);
+    b.read("rmean", o.stats.mean).read("rvar", o.stats.var).write("y", o.y);
+    const k = elementwise(`bn_fwd running${o.relu ? " relu" : ""}`, {
+      bindings: b.list,
+      n: s.outer * C * s.inner,
+      body: `  let c = (i / ${u32(s.inner)}) % ${u32(C)};
+  let scale = ${o.gamma ? "gamma[c]" : "1.0"} * inverseSqrt(rvar[c] + ${f32(o.eps)});
+  let shift = ${o.beta ? "beta[c]" : "0.0"} - rmean[c] * scale;
+  let z = x[i] * scale + shift;
+  y[i] = ${o.relu ? "max(z, 0.0)" : "z"};`,
+    });
+    rec.dispatch(k.src, b.regions, k.groups);
+    return;
+  }
+  const run = o.stats.running;
+  const b = new Bind().read("x", o.x);
+  // gamma/beta share the parameter buffer with the running statistics this kernel writes; WebGPU
+  // forbids read-only and writable bindings of one buffer in a dispatch, so bind them writable.
+  const a = affineBindings(b, o, !!run);
+  b.write("y", o.y).write("saved", o.stats.saved);
+  if (run) b.write("rmean", run.mean).write("rvar", run.var).write("rscale", run.scale);
+  const idx = channelIndex(s);
+  const update = run
+    ? `
+    let S = rscale[c] * ${f32(run.fraction)} + 1.0;
+    rscale[c] = S;
+    rmean[c] = rmean[c] + (mean - rmean[c]) / S;
+    rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`
+    : "";
+  const code = `${b.code}
+${REDUCE}
+${perChannelMain(s)}
+  var acc = 0.0;
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) { acc += x[${idx}]; }
+  let mean = wg_sum(acc, lid) * ${f32(1 / M)};
+  acc = 0.0;
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) { let d = x[${idx}] - mean; acc += d * d; }
+  let v = wg_sum(acc, lid) * ${f32(1 / M)};
+  let inv = inverseSqrt(v + ${f32(o.eps)});
+  let scale = ${a.gamma} * inv;
+  let shift = ${a.beta} - mean * scale;
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+    let i = ${idx};
+    let z = x[i] * scale + shift;
+    y[i] = ${o.relu ? "max(z, 0.0)" : "z"};
+  }
+  if (lid == 0u) {
+    saved[c] = mean;
+    saved[${u32(C)} + c] = inv;${update}
+  }
+}`;
+  rec.dispatch(
+    { label: `bn_fwd batch${o.relu ? " relu" : ""}${run ? " update" : ""}`, code },
+    b.regions,
+    grid1d(C, 1),
+  );
+}
+
+/** Options of {@linkcode batchNormBackward}. */
+export interface BatchNormBackwardOptions extends Affine {
+  x: Region;
+  dy: Region;
+  shape: ChannelShape;
+  eps: number;
+  relu: boolean;
+  /** The statistics the forward used: saved batch statistics, or the running ones. */
+  stats: { kind: "batch"; saved: Region } | { kind: "running"; mean: Region; var: Region };
+  /** Gradient of x, or null when x needs none. */
+  dx: Region | null;
+  accumulate: boolean;
+  dgamma?: Region | null;
+  dbeta?: Region | null;
+}
+
+/**
+ * Batch norm backward in one dispatch, one workgroup per channel. With g the output gradient
+ * (masked by the ReLU, whose pre-activation is recomputed from x exactly as the forward computed
+ * it) and xh the normalised input:
+ *   dgamma = sum g*xh, dbeta = sum g;
+ *   batch statistics:   dx = gamma/std * (g - dbeta/m - xh * dgamma/m)
+ *   running statistics: dx = gamma/std * g  (the statistics are constants).
+ */
+export function batchNormBackward(rec: Recorder, o: BatchNormBackwardOptions): void {
+  if (!o.dx && !o.dgamma && !o.dbeta) return;
+  const s = o.shape, C = s.channels, M = s.outer * s.inner;
+  const b = new Bind().read("x", o.x).read("dy", o.dy);
+  const a = affineBindings(b, o);
+  const batch = o.stats.kind === "batch";
+  if (o.stats.kind === "batch") b.read("saved", o.stats.saved);
+  else b.read("rmean", o.stats.mean).read("rvar", o.stats.var);
+  if (o.dx) b.write("dx", o.dx);
+  if (o.dgamma) b.write("dgamma", o.dgamma);
+  if (o.dbeta) b.write("dbeta", o.dbeta);
+  const idx = channelIndex(s);
+  const stats = batch
+    ? `  let mean = saved[c];
+  let inv = saved[${u32(C)} + c];`
+    : `  let mean = rmean[c];
+  let inv = inverseSqrt(rvar[c] + ${f32(o.eps)});`;
+  // The same scale/shift expression as the forward, so the ReLU mask matches it bit for bit.
+  const grad = `let i = ${idx};
+    let xi = x[i];
+    let z = xi * scale + shift;
+    let g = ${o.relu ? "select(0.0, dy[i], z > 0.0)" : "dy[i]"};
+    let xh = (xi - mean) * inv;`;
+  const acc = o.accumulate ? "dx[i] + " : "";
+  let body: string;
+  if (batch) {
+    body = `  var acc = vec2f(0.0);
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+    ${grad}
+    acc += vec2f(g, g * xh);
+  }
+  let tot = wg_sum2(acc, lid);
+${
+      o.dx
+        ? `  let k = ${a.gamma} * inv;
+  let mg = tot.x * ${f32(1 / M)};
+  let mgx = tot.y * ${f32(1 / M)};
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+    ${grad}
+    dx[i] = ${acc}k * (g - mg - xh * mgx);
+  }`
+        : ""
+    }`;
+  } else {
+    body = `  var acc = vec2f(0.0);
+  let k = ${a.gamma} * inv;
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+    ${grad}
+    acc += vec2f(g, g * xh);${o.dx ? `\n    dx[i] = ${acc}k * g;` : ""}
+  }
+  let tot = ${o.dgamma || o.dbeta ? "wg_sum2(acc, lid)" : "acc"};`;
+  }
+  const code = `${b.code}
+${REDUCE}
+${perChannelMain(s)}
+${stats}
+  let scale = ${a.gamma} * inv;
+  let shift = ${a.beta} - mean * scale;
+${body}
+  if (lid == 0u) {
+    ${o.dgamma ? "dgamma[c] = tot.y;" : ""}
+    ${o.dbeta ? "dbeta[c] = tot.x;" : ""}
+  }
+}`;
+  const label = `bn_bwd ${batch ? "batch" : "running"}${o.relu ? " relu" : ""}${o.accumulate ? " acc" : ""}`;
+  rec.dispatch({ label, code }, b.regions, grid1d(C, 1));
+}
+
+/** Options of {@linkcode groupNormForward}. */
+export interface GroupNormForwardOptions extends Affine {
+  x: Region;
+  y: Region;
+  shape: ChannelShape;
+  groups: number;
+  eps: number;
+  relu: boolean;
+  /** 2*outer*groups floats: per (sample, group) means, then inverse std. */
+  saved: Region;
+}
+
+/** Per (sample, group) statistics over channels-per-group x inner contiguous values. */
+function groupMain(s: ChannelShape, G: number): string {
+  return `@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let ng = wid.x + wid.y * nwg.x;
+  if (ng >= ${u32(s.outer * G)}) { return; }
+  let lid = lidv.x;
+  let base = ng * ${u32((s.channels / G) * s.inner)};
+  let c0 = (ng % ${u32(G)}) * ${u32(s.channels / G)};`;
+}
+
+/**
+ * Group norm forward: per sample, channels split into `groups` consecutive groups, each
+ * normalised over its channels and positions (biased variance), then a per-channel affine and
+ * optional ReLU. No running statistics: it behaves the same in training and inference.
+ */
+export function groupNormForward(rec: Recorder, o: GroupNormForwardOptions): void {
+  const s = o.shape, G = o.groups, L = (s.channels / G) * s.inner;
+  const b = new Bind().read("x", o.x);
+  const a = affineBindings(b, o);
+  b.write("y", o.y).write("saved", o.saved);
+  const code = `${b.code}
+${REDUCE}
+${groupMain(s, G)}
+  var acc = 0.0;
+  for (var j = lid; j < ${u32(L)}; j += ${WG}u) { acc += x[base + j]; }
+  let mean = wg_sum(acc, lid) * ${f32(1 / L)};
+  acc = 0.0;
+  for (var j = lid; j < ${u32(L)}; j += ${WG}u) { let d = x[base + j] - mean; acc += d * d; }
+  let inv = inverseSqrt(wg_sum(acc, lid) * ${f32(1 / L)} + ${f32(o.eps)});
+  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+    let c = c0 + j / ${u32(s.inner)};
+    let z = (x[base + j] - mean) * inv * ${a.gamma} + ${a.beta};
+    y[base + j] = ${o.relu ? "max(z, 0.0)" : "z"};
+  }
+  if (lid == 0u) {
+    saved[ng] = mean;
+    saved[${u32(s.outer * G)} + ng] = inv;
+  }
+}`;
+  rec.dispatch({ label: `gn_fwd${o.relu ? " relu" : ""}`, code }, b.regions, grid1d(s.outer * G, 1));
+}
+
+/** Options of {@linkcode groupNormBackward}. */
+export interface GroupNormBackwardOptions extends Affine {
+  x: Region;
+  dy: Region;
+  shape: ChannelShape;
+  groups: number;
+  relu: boolean;
+  saved: Region;
+  dx: Region | null;
+  accumulate: boolean;
+  dgamma?: Region | null;
+  dbeta?: Region | null;
+}
+
+/**
+ * Group norm backward. The input gradient needs per-(sample, group) sums and the parameter
+ * gradients per-channel sums over samples, two different partitions, so it takes two
+ * dispatches: dx = 1/std * (gh - mean(gh) - xh * mean(gh*xh)) with gh = g*gamma per group, and
+ * dgamma = sum g*xh, dbeta = sum g per channel.
+ */
+export function groupNormBackward(rec: Recorder, o: GroupNormBackwardOptions): void {
+  const s = o.shape, G = o.groups, CG = s.channels / G, L = CG * s.inner, NG = s.outer * G;
+  // Recomputed exactly as the forward did, so the ReLU mask matches it.
+  const grad = (gamma: string, beta: string) =>
+    `let xh = (x[i] - mean) * inv;
+    let z = xh * ${gamma} + ${beta};
+    let g = ${o.relu ? "select(0.0, dy[i], z > 0.0)" : "dy[i]"};`;
+  if (o.dx) {
+    const b = new Bind().read("x", o.x).read("dy", o.dy);
+    const a = affineBindings(b, o);
+    b.read("saved", o.saved).write("dx", o.dx);
+    const code = `${b.code}
+${REDUCE}
+${groupMain(s, G)}
+  let mean = saved[ng];
+  let inv = saved[${u32(NG)} + ng];
+  var acc = vec2f(0.0);
+  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+    let i = base + j;
+    let c = c0 + j / ${u32(s.inner)};
+    ${grad(a.gamma, a.beta)}
+    let gh = g * ${a.gamma};
+    acc += vec2f(gh, gh * xh);
+  }
+  let tot = wg_sum2(acc, lid) * ${f32(1 / L)};
+  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+    let i = base + j;
+    let c = c0 + j / ${u32(s.inner)};
+    ${grad(a.gamma, a.beta)}
+    dx[i] = ${o.accumulate ? "dx[i] + " : ""}inv * (g * ${a.gamma} - tot.x - xh * tot.y);
+  }
+}`;
+    rec.dispatch(
+      { label: `gn_bwd_data${o.relu ? " relu" : ""}${o.accumulate ? " acc" : ""}`, code },
+      b.regions,
+      grid1d(NG, 1),
+    );
+  }
+  if (o.dgamma || o.dbeta) {
+    const b = new Bind().read("x", o.x).read("dy", o.dy);
+    const a = affineBindings(b, o);
+    b.read("saved", o.saved);
+    if (o.dgamma) b.write("dgamma", o.dgamma);
+    if (o.dbeta) b.write("dbeta", o.dbeta);
+    const M = s.outer * s.inner;
+    const code = `${b.code}
+${REDUCE}
+${perChannelMain(s)}
+  let grp = c / ${u32(CG)};
+  var acc = vec2f(0.0);
+  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+    let n = j / ${u32(s.inner)};
+    let i = ${channelIndex(s)};
+    let mean = saved[n * ${u32(G)} + grp];
+    let inv = saved[${u32(NG)} + n * ${u32(G)} + grp];
+    ${grad(a.gamma, a.beta)}
+    acc += vec2f(g, g * xh);
+  }
+  let tot = wg_sum2(acc, lid);
+  if (lid == 0u) {
+    ${o.dgamma ? "dgamma[c] = tot.y;" : ""}
+    ${o.dbeta ? "dbeta[c] = tot.x;" : ""}
+  }
+}`;
+    rec.dispatch({ label: `gn_bwd_params${o.relu ? " relu" : ""}`, code }, b.regions, grid1d(s.channels, 1));
+  }
+}
+
+/** Options of {@linkcode scaleForward}. */
+export interface ScaleForwardOptions {
+  x: Region;
+  y: Region;
+  shape: ChannelShape;
+  gamma: Region;
+  beta?: Region | null;
+}
+
+/** y = gamma[c] * x + beta[c] (Caffe's Scale layer with bias_term). */
+export function scaleForward(rec: Recorder, o: ScaleForwardOptions): void {
+  const s = o.shape;
+  const b = new Bind().read("x", o.x).read("gamma", o.gamma);
+  if (o.beta) b.read("beta", o.beta);
+  b.write("y", o.y);
+  const k = elementwise(`scale_fwd${o.beta ? " bias" : ""}`, {
+    bindings: b.list,
+    n: s.outer * s.channels * s.inner,
+    body: `  let c = (i / ${u32(s.inner)}) % ${u32(s.channels)};
+  y[i] = x[i] * gamma[c]${o.beta ? " + beta[c]" : ""};`,
+  });
+  rec.dispatch(k.src, b.regions, k.groups);
+}
+
+/** Options of {@linkcode scaleBackward}. */
+export interface ScaleBackwardOptions {
+  x: Region;
+  dy: Region;
+  shape: ChannelShape;
+  gamma: Region;
+  dx: Region | null;
+  accumulate: boolean;
+  dgamma?: Region | null;
+  dbeta?: Region | null;
+}
+
+/**
+ * Scale backward: dx = gamma*g element-wise; dgamma = sum g*x and dbeta = sum g per channel.
+ * One dispatch: elementwise when only dx is needed, else one workgroup per channel doing both.
+ */
+export function scaleBackward(rec: Recorder, o: ScaleBackwardOptions): void {
+  const s = o.shape;
+  const acc = o.accumulate ? "dx[i] + " : "";
+  if (!o.dgamma && !o.dbeta) {
+    if (!o.dx) return;
+    const b = new Bind().read("dy", o.dy).read("gamma", o.gamma).write("dx", o.dx);
+    const k = elementwise(`scale_bwd data${o.accumulate ? " acc" : ""}`, {
+      bindings: b.list,
+      n: s.outer * s.channels * s.inner,
+      body: `  let c = (i / ${u32(s.inner)}) % ${u32(s.channels)};
+  dx[i] = ${acc}dy[i] * gamma[c];`,
+    });
+    rec.dispatch(k.src, b.regions, k.groups);
+    return;
+  }
+  const b = new Bind().read("x", o.x).read("dy", o.dy).read("gamma", o.gamma);
+  if (o.dx) b.write("dx", o.dx);
+  if (o.dgamma) b.write("dgamma", o.dgamma);
+  if (o.dbeta) b.write("dbeta", o.dbeta);
+  const code = `${b.code}
+${REDUCE}
+${perChannelMain(s)}
+  var acc = vec2f(0.0);
+  for (var j = lid; j < ${u32(s.outer * s.inner)}; j += ${WG}u) {
+    let i = ${channelIndex(s)};
+    let g = dy[i];
+    acc += vec2f(g, g * x[i]);${o.dx ? `\n    dx[i] = ${acc}g * gamma[c];` : ""}
+  }
+  let tot = wg_sum2(acc, lid);
+  if (lid == 0u) {
+    ${o.dgamma ? "dgamma[c] = tot.y;" : ""}
+    ${o.dbeta ? "dbeta[c] = tot.x;" : ""}
+  }
+}`;
+  rec.dispatch({ label: `scale_bwd${o.accumulate ? " acc" : ""}`, code }, b.regions, grid1d(s.channels, 1));
+}
