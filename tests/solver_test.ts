@@ -30,7 +30,7 @@ Deno.test("lr policies follow Caffe's formulas, including the seed's d64 multist
   for (const { policy } of POLICIES) {
     for (const it of [0, 1, 2, 3, 4, 5, 7, 9, 649999, 650000, 650001]) {
       if (policy.type === "poly" && it > policy.maxIter) continue;
-      assertClose([learningRate(0.1, policy, it)], [lrRef(0.1, policy, it)], {
+      assertClose([learningRate(0.1, policy, it)], [lrRef({ baseLr: 0.1, policy }, it)], {
         rtol: 1e-12,
         atol: 0,
         what: `${policy.type} at ${it}`,
@@ -114,7 +114,7 @@ async function runAgainstReference(c: Case, steps: number, start = 0): Promise<v
     grads.push(new Float32Array(N_A));
     // The training forward folds the pre-update parameter into the running statistic.
     ref[3].w = ref[3].w.map((r, i) => 0.9 * r + 0.1 * ref[0].w[i]);
-    refStep(c.spec, ref, grads, start + s);
+    refStep(c.spec, { params: ref, grads, iter: start + s });
     net.step();
     const got = await Promise.all(keys.slice(0, 2).map((k) => net.readParam(k)));
     const what = `${c.spec.type} ${c.spec.policy?.type ?? "fixed"} step ${start + s}`;

@@ -24,8 +24,9 @@ export type RefPolicy =
   | { type: "exp"; gamma: number }
   | { type: "inv"; gamma: number; power: number };
 
-/** Caffe's SGDSolver::GetLearningRate, iteration by iteration. */
-export function lrRef(baseLr: number, policy: RefPolicy, iter: number): number {
+/** Caffe's SGDSolver::GetLearningRate at iteration `iter`. */
+export function lrRef(spec: { baseLr: number; policy?: RefPolicy }, iter: number): number {
+  const { baseLr, policy = { type: "fixed" } } = spec;
   if (policy.type === "fixed") return baseLr;
   if (policy.type === "step") return baseLr * policy.gamma ** Math.trunc(iter / policy.stepsize);
   if (policy.type === "multistep") {
@@ -77,11 +78,15 @@ export function refParam(w: Float32Array, spec: RefSolverSpec, o: Partial<RefPar
 }
 
 /**
- * One solver step at iteration `iter` (0-based, before the update) with gradients `grads`, in
- * float64 arithmetic with every stored value rounded to f32 as the GPU stores it.
+ * One solver step at iteration `iter` (0-based, before the update) with gradients `grads` (one
+ * per parameter), in float64 arithmetic with every stored value rounded to f32 as the GPU stores it.
  */
-export function refStep(spec: RefSolverSpec, params: RefParam[], grads: Float32Array[], iter: number): void {
-  const rate = lrRef(spec.baseLr, spec.policy ?? { type: "fixed" }, iter);
+export function refStep(
+  spec: RefSolverSpec,
+  step: { params: RefParam[]; grads: Float32Array[]; iter: number },
+): void {
+  const { params, grads, iter } = step;
+  const rate = lrRef(spec, iter);
   params.forEach((p, k) => {
     if (!p.learnable || p.lrMult === 0) return;
     const local = Math.fround(rate) * p.lrMult;
