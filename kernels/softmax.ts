@@ -1,0 +1,324 @@
+/**
+ * Per-group normalisers of heatmaps: softmax (SoftmaxHM / Softmax3DHM, SEED_SPEC §4.9) and the
+ * thresholded sum-to-one normalisers (NormalizationResponseV0, Norm3DHM). A group is one
+ * channel (2D) or one joint's D*S*S cube (3D), contiguous in memory.
+ *
+ * A 3D cube holds up to 262,144 values, so one workgroup per group would leave a large GPU idle
+ * (48 groups at batch 3). Instead each group is cut into chunks of {@linkcode CHUNK} values: a
+ * stats pass writes per-chunk partials, and the element pass has every workgroup fold its
+ * group's partials itself (the same fixed order in every workgroup, so results are
+ * deterministic and identical across chunks) before writing its chunk. Two dispatches per
+ * direction, no atomics.
+ * @module
+ */
+import { type Binding, declare, f32, type Groups, type Recorder, type Region, u32 } from "./kernel.ts";
+
+/** Values per chunk (256 threads x 16). */
+export const CHUNK = 4096;
+const WG = 256;
+
+/** How groups of `groupSize` values are cut into chunks. */
+export function chunking(groupSize: number): { chunk: number; chunks: number } {
+  const chunk = Math.min(groupSize, CHUNK);
+  return { chunk, chunks: Math.ceil(groupSize / chunk) };
+}
+
+/** Shape of a chunked reduction over contiguous groups. */
+export interface GroupLayout {
+  /** Number of groups (channels or cubes). */
+  groups: number;
+  /** Values per group. */
+  groupSize: number;
+}
+
+/**
+ * A kernel with one workgroup per (chunk, group). `body` sees `g` (group), `c` (chunk), `lo`/`hi`
+ * (the chunk's value range), `lid`, and the constants N (group size) and Q (chunks per group),
+ * and may use the workgroup arrays `sh` (f32) and `sh4` (vec4f) through {@linkcode treeReduce}.
+ */
+export function chunkedKernel(
+  label: string,
+  o: GroupLayout & { bindings: readonly Binding[]; body: string },
+): { src: { label: string; code: string }; groups: Groups } {
+  const { chunk, chunks } = chunking(o.groupSize);
+  const code = `${declare(o.bindings)}
+const N = ${u32(o.groupSize)};
+const Q = ${u32(chunks)};
+var<workgroup> sh: array<f32, ${WG}>;
+var<workgroup> sh4: array<vec4f, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let g = wid.y;
+  let c = wid.x;
+  let lo = g * N + c * ${u32(chunk)};
+  let hi = min(lo + ${u32(chunk)}, g * N + N);
+${o.body}
+}`;
+  return { src: { label, code }, groups: [chunks, o.groups] };
+}
+
+/**
+ * WGSL that folds `value` (one per thread) over the workgroup into `out` with `op` ("+" or
+ * "max"), using the shared array `arr` ("sh" or "sh4"). Must be reached by every thread.
+ */
+export function treeReduce(o: { arr: "sh" | "sh4"; value: string; out: string; op: "+" | "max" }): string {
+  const comb = o.op === "+"
+    ? `${o.arr}[lid.x] + ${o.arr}[lid.x + s]`
+    : `max(${o.arr}[lid.x], ${o.arr}[lid.x + s])`;
+  return `  ${o.arr}[lid.x] = ${o.value};
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { ${o.arr}[lid.x] = ${comb}; }
+    workgroupBarrier();
+  }
+  let ${o.out} = ${o.arr}[0];
+  workgroupBarrier();`;
+}
+
+/** Floats of scratch the softmax needs (kept from forward to backward by the layer). */
+export function softmaxStatsFloats(l: GroupLayout): number {
+  return 2 * l.groups * chunking(l.groupSize).chunks;
+}
+
+/** Options of the softmax launchers. */
+export interface SoftmaxOptions extends GroupLayout {
+  /** Pre-scale applied to the input before the softmax (the seed's x50 for 3D). */
+  scale: number;
+  /** The seed's softmax: no max subtraction (overflows) and a diagonal-only backward. */
+  legacy: boolean;
+  /** Scratch of {@linkcode softmaxStatsFloats} floats. */
+  stats: Region;
+}
+
+/** y = softmax(scale * x) over each group, max-subtracted unless legacy. */
+export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y: Region }): void {
+  const sc = f32(o.scale);
+  const tag = `${o.legacy ? " legacy" : ""} n${o.groupSize}`;
+  // Chunk max, then the chunk's sum of exp(v - max); legacy fixes the max at 0 as the seed did.
+  const stats = chunkedKernel(`softmax_stats${tag}`, {
+    ...o,
+    bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
+    body: `${
+      o.legacy ? "  let cm = 0.0;" : `  var m = -3.0e38;
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { m = max(m, ${sc} * x[i]); }
+${treeReduce({ arr: "sh", value: "m", out: "cm", op: "max" })}`
+    }
+  var acc = 0.0;
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { acc += exp(${sc} * x[i] - cm); }
+${treeReduce({ arr: "sh", value: "acc", out: "cs", op: "+" })}
+  if (lid.x == 0u) {
+    stats[2u * (g * Q + c)] = cm;
+    stats[2u * (g * Q + c) + 1u] = cs;
+  }`,
+  });
+  rec.dispatch(stats.src, [o.x, o.stats], stats.groups);
+  const norm = chunkedKernel(`softmax_norm${tag}`, {
+    ...o,
+    bindings: [
+      { name: "x", access: "read" },
+      { name: "stats", access: "read" },
+      { name: "y", access: "read_write" },
+    ],
+    body: `  var mx = -3.0e38;
+  for (var t = 0u; t < Q; t++) { mx = max(mx, stats[2u * (g * Q + t)]); }
+  var z = 0.0;
+  for (var t = 0u; t < Q; t++) { z += stats[2u * (g * Q + t) + 1u] * exp(stats[2u * (g * Q + t)] - mx); }
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
+  });
+  rec.dispatch(norm.src, [o.x, o.stats, o.y], norm.groups);
+}
+
+/**
+ * dx (+)= scale * y * (dy - sum(dy * y)) per group (the full Jacobian-vector product); legacy:
+ * scale * dy * y * (1 - y), the seed's diagonal-only backward.
+ */
+export function softmaxBackward(
+  rec: Recorder,
+  o: SoftmaxOptions & { y: Region; dy: Region; dx: Region; accumulate: boolean },
+): void {
+  const sc = f32(o.scale);
+  const acc = o.accumulate ? "dx[i] + " : "";
+  const tag = `${o.legacy ? " legacy" : ""}${o.accumulate ? " acc" : ""} n${o.groupSize}`;
+  if (o.legacy) {
+    const k = chunkedKernel(`softmax_bwd${tag}`, {
+      ...o,
+      bindings: [
+        { name: "y", access: "read" },
+        { name: "dy", access: "read" },
+        { name: "dx", access: "read_write" },
+      ],
+      body:
+        `  for (var i = lo + lid.x; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * dy[i] * y[i] * (1.0 - y[i]); }`,
+    });
+    rec.dispatch(k.src, [o.y, o.dy, o.dx], k.groups);
+    return;
+  }
+  const dot = chunkedKernel(`softmax_bwd_dot${tag}`, {
+    ...o,
+    bindings: [
+      { name: "y", access: "read" },
+      { name: "dy", access: "read" },
+      { name: "stats", access: "read_write" },
+    ],
+    body: `  var a = 0.0;
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
+  if (lid.x == 0u) { stats[2u * (g * Q + c)] = cs; }`,
+  });
+  rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
+  const k = chunkedKernel(`softmax_bwd${tag}`, {
+    ...o,
+    bindings: [
+      { name: "y", access: "read" },
+      { name: "dy", access: "read" },
+      { name: "stats", access: "read" },
+      { name: "dx", access: "read_write" },
+    ],
+    body: `  var t = 0.0;
+  for (var q = 0u; q < Q; q++) { t += stats[2u * (g * Q + q)]; }
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
+  });
+  rec.dispatch(k.src, [o.y, o.dy, o.stats, o.dx], k.groups);
+}
+
+/** Floats of scratch the sum-to-one normaliser needs (kept from forward to backward). */
+export function normalizeStatsFloats(l: GroupLayout): number {
+  return 3 * l.groups * chunking(l.groupSize).chunks;
+}
+
+/**
+ * Which normaliser: "clean" (forward v/Z on the above-threshold set, 0 elsewhere, full backward
+ * on that set), "legacy2d" (NormalizationResponseV0 with its channel-reset loop bug and its
+ * unthresholded diagonal backward), "legacy3d" (Norm3DHM: every voxel divided by the
+ * thresholded sum, diagonal backward).
+ */
+export type NormalizeMode = "clean" | "legacy2d" | "legacy3d";
+
+/** Options of the normaliser launchers. */
+export interface NormalizeOptions extends GroupLayout {
+  /** Values count only when v - threshold > 1e-6 (the seed's test). */
+  threshold: number;
+  mode: NormalizeMode;
+  /** Channels per sample (legacy2d's reset runs across one sample's channels). */
+  channels: number;
+  /** Scratch of {@linkcode normalizeStatsFloats} floats. */
+  stats: Region;
+}
+
+/** Writes y = v / Z per group (Z = sum of above-threshold values; uniform when Z ~ 0). */
+export function normalizeForward(rec: Recorder, o: NormalizeOptions & { x: Region; y: Region }): void {
+  const tau = f32(o.threshold);
+  const tag = `${o.mode} n${o.groupSize}`;
+  const stats = chunkedKernel(`normalize_stats ${tag}`, {
+    ...o,
+    bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
+    body: `  var a = vec4f(0.0);
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+    let v = x[i];
+    a += vec4f(select(0.0, v, v - ${tau} > 1e-6), v, 0.0, 0.0);
+  }
+${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
+  if (lid.x == 0u) {
+    stats[3u * (g * Q + c)] = cs.x;
+    stats[3u * (g * Q + c) + 1u] = cs.y;
+  }`,
+  });
+  rec.dispatch(stats.src, [o.x, o.stats], stats.groups);
+  let uniform: string;
+  if (o.mode === "legacy2d") {
+    // The seed writes the uniform map into every channel of the sample and then recomputes the
+    // later channels, so channel c ends uniform when any channel c' >= c of its sample has Z ~ 0.
+    uniform = `  let first = (g / ${u32(o.channels)}) * ${u32(o.channels)};
+  var unif = false;
+  for (var cc = g; cc < first + ${u32(o.channels)}; cc++) {
+    var zc = 0.0;
+    for (var t = 0u; t < Q; t++) { zc += stats[3u * (cc * Q + t)]; }
+    if (abs(zc) < 1e-6) { unif = true; }
+  }`;
+  } else {
+    uniform = "  let unif = abs(z) < 1e-6;";
+  }
+  const keep = o.mode === "legacy3d" ? "v / z" : `select(0.0, v / z, v - ${tau} > 1e-6)`;
+  const k = chunkedKernel(`normalize ${tag}`, {
+    ...o,
+    bindings: [
+      { name: "x", access: "read" },
+      { name: "stats", access: "read" },
+      { name: "y", access: "read_write" },
+    ],
+    body: `  var z = 0.0;
+  for (var t = 0u; t < Q; t++) { z += stats[3u * (g * Q + t)]; }
+${uniform}
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+    let v = x[i];
+    y[i] = select(${keep}, ${f32(1 / o.groupSize)}, unif);
+  }`,
+  });
+  rec.dispatch(k.src, [o.x, o.stats, o.y], k.groups);
+}
+
+/**
+ * Backward of {@linkcode normalizeForward}. Clean: dx_i = (dy_i - sum_k dy_k y_k) / Z on the
+ * above-threshold set, 0 elsewhere and for uniform groups. legacy2d: dy (Z' - v) / Z'^2 with Z'
+ * the unthresholded sum; legacy3d: dy (Z - v) / Z^2 (both diagonal only, 0 when the sum ~ 0).
+ */
+export function normalizeBackward(
+  rec: Recorder,
+  o: NormalizeOptions & { x: Region; y: Region; dy: Region; dx: Region; accumulate: boolean },
+): void {
+  const tau = f32(o.threshold);
+  const acc = o.accumulate ? "dx[i] + " : "";
+  const tag = `${o.mode}${o.accumulate ? " acc" : ""} n${o.groupSize}`;
+  if (o.mode !== "clean") {
+    const slot = o.mode === "legacy2d" ? 1 : 0;
+    const k = chunkedKernel(`normalize_bwd ${tag}`, {
+      ...o,
+      bindings: [
+        { name: "x", access: "read" },
+        { name: "dy", access: "read" },
+        { name: "stats", access: "read" },
+        { name: "dx", access: "read_write" },
+      ],
+      body: `  var z = 0.0;
+  for (var t = 0u; t < Q; t++) { z += stats[3u * (g * Q + t) + ${u32(slot)}]; }
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+    dx[i] = ${acc}select(0.0, dy[i] * (z - x[i]) / (z * z), abs(z) > 1e-6);
+  }`,
+    });
+    rec.dispatch(k.src, [o.x, o.dy, o.stats, o.dx], k.groups);
+    return;
+  }
+  const dot = chunkedKernel(`normalize_bwd_dot ${tag}`, {
+    ...o,
+    bindings: [
+      { name: "y", access: "read" },
+      { name: "dy", access: "read" },
+      { name: "stats", access: "read_write" },
+    ],
+    body: `  var a = 0.0;
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
+  if (lid.x == 0u) { stats[3u * (g * Q + c) + 2u] = cs; }`,
+  });
+  rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
+  const k = chunkedKernel(`normalize_bwd ${tag}`, {
+    ...o,
+    bindings: [
+      { name: "x", access: "read" },
+      { name: "dy", access: "read" },
+      { name: "stats", access: "read" },
+      { name: "dx", access: "read_write" },
+    ],
+    body: `  var z = 0.0;
+  var t = 0.0;
+  for (var q = 0u; q < Q; q++) {
+    z += stats[3u * (g * Q + q)];
+    t += stats[3u * (g * Q + q) + 2u];
+  }
+  let live = abs(z) >= 1e-6;
+  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+    dx[i] = ${acc}select(0.0, (dy[i] - t) / z, live && x[i] - ${tau} > 1e-6);
+  }`,
+  });
+  rec.dispatch(k.src, [o.x, o.dy, o.stats, o.dx], k.groups);
+}
