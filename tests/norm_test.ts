@@ -7,6 +7,7 @@ import { ReLU } from "../graph/layers/relu.ts";
 import { BatchNorm } from "../graph/layers/batch_norm.ts";
 import { GroupNorm } from "../graph/layers/group_norm.ts";
 import { Scale } from "../graph/layers/scale.ts";
+import { ScaleVector } from "../graph/layers/vector_ops.ts";
 import { assertClose, DotLoss, gradcheck, probe, randomArray } from "./gradcheck.ts";
 import { reluBackwardRef } from "./reference/activation.ts";
 import {
@@ -170,17 +171,20 @@ Deno.test("batch_norm: a second consumer of the input makes BN accumulate its in
   const gpu = await sharedGpu();
   const shape = [2, 3, 4, 5], n = numel(shape);
   // BN comes first in the forward, so it runs last in the backward and must add to dx.
+  // x is produced by an identity layer: a net input's gradient buffer only lives until its first
+  // writer in the backward (Net's arena), too early for BN's accumulation.
   const net = await Net.build(gpu, {
-    inputs: { x: shape, ra: shape, rb: shape },
+    inputs: { x_in: shape, ra: shape, rb: shape },
     layers: [
+      new ScaleVector("feed", { bottom: "x_in", top: "x", scale: 1 }),
       new BatchNorm("bn", { bottom: "x", top: "a", affine: false, relu: true }),
       new ReLU("relu", "x", "b"),
       new DotLoss("la", ["a", "ra"], "La"),
       new DotLoss("lb", ["b", "rb"], "Lb"),
     ],
-  }, { solver: new SGD({ baseLr: 0 }), gradInputs: ["x"] });
+  }, { solver: new SGD({ baseLr: 0 }), gradInputs: ["x_in"] });
   const x = randomArray(n, 1), ra = randomArray(n, 2), rb = randomArray(n, 3);
-  net.setInput("x", x);
+  net.setInput("x_in", x);
   net.setInput("ra", ra);
   net.setInput("rb", rb);
   net.step();

@@ -1,0 +1,296 @@
+/**
+ * Data-movement kernels: weighted sums (Eltwise), concatenation and slicing along an axis,
+ * copies (Reshape), and the seed's small vector ops. Multi-tensor kernels bind up to
+ * {@linkcode MAX_BINDINGS} buffers, the WebGPU default every adapter guarantees, and split into
+ * several dispatches past that.
+ * @module
+ */
+import {
+  type Binding,
+  declare,
+  elementwise,
+  f32,
+  grid1d,
+  type Recorder,
+  type Region,
+  u32,
+} from "./kernel.ts";
+
+/** Storage buffers one kernel may bind (WebGPU's guaranteed maxStorageBuffersPerShaderStage). */
+export const MAX_BINDINGS = 8;
+
+const WG = 256;
+
+/** Splits `items` into runs of at most `max`, starting a new run where `breakBefore` says so. */
+function chunks<T>(items: readonly T[], max: number, breakBefore: (run: T[], item: T) => boolean): T[][] {
+  const out: T[][] = [];
+  for (const it of items) {
+    const run = out[out.length - 1];
+    if (!run || run.length >= max || breakBefore(run, it)) out.push([it]);
+    else run.push(it);
+  }
+  return out;
+}
+
+/** Options of {@linkcode weightedSum}. */
+export interface WeightedSumOptions {
+  inputs: readonly Region[];
+  /** One coefficient per input (default all 1). */
+  coeffs?: readonly number[];
+  /** A constant added to every element (default 0). */
+  shift?: number;
+  out: Region;
+  n: number;
+  /** Add into `out` instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+/** out (+)= sum_k coeffs[k] * inputs[k] + shift, over n elements. */
+export function weightedSum(rec: Recorder, o: WeightedSumOptions): void {
+  const items = o.inputs.map((region, k) => ({ region, coeff: o.coeffs?.[k] ?? 1 }));
+  const runs = chunks(items, MAX_BINDINGS - 1, () => false);
+  runs.forEach((run, r) => {
+    const acc = r > 0 || o.accumulate;
+    const terms = run.map((t, k) => (t.coeff === 1 ? `a${k}[i]` : `${f32(t.coeff)} * a${k}[i]`));
+    if (r === 0 && o.shift) terms.push(f32(o.shift));
+    const k = elementwise(`weighted_sum ${run.length}${acc ? " acc" : ""}`, {
+      bindings: [
+        ...run.map((_, k): Binding => ({ name: `a${k}`, access: "read" })),
+        { name: "out", access: "read_write" },
+      ],
+      n: o.n,
+      body: `  out[i] = ${acc ? "out[i] + " : ""}${terms.join(" + ") || "0.0"};`,
+    });
+    rec.dispatch(k.src, [...run.map((t) => t.region), o.out], k.groups);
+  });
+}
+
+/** One destination of {@linkcode scaledCopies}. */
+export interface ScaledTarget {
+  region: Region;
+  coeff: number;
+  accumulate: boolean;
+}
+
+/** targets[k] (+)= coeff_k * src over n elements: the backward of sums, copies and scalings. */
+export function scaledCopies(
+  rec: Recorder,
+  o: { src: Region; targets: readonly ScaledTarget[]; n: number },
+): void {
+  const runs = chunks(
+    o.targets,
+    MAX_BINDINGS - 1,
+    (run, t) => run.some((u) => u.region.buffer === t.region.buffer),
+  );
+  for (const run of runs) {
+    const body = run.map((t, k) =>
+      `  d${k}[i] = ${t.accumulate ? `d${k}[i] + ` : ""}${t.coeff === 1 ? "g" : `${f32(t.coeff)} * g`};`
+    );
+    const k = elementwise(`scaled_copies ${run.length}`, {
+      bindings: [
+        { name: "src", access: "read" },
+        ...run.map((_, k): Binding => ({ name: `d${k}`, access: "read_write" })),
+      ],
+      n: o.n,
+      body: `  let g = src[i];\n${body.join("\n")}`,
+    });
+    rec.dispatch(k.src, [o.src, ...run.map((t) => t.region)], k.groups);
+  }
+}
+
+/** One piece of a concatenation or split along an axis. */
+export interface AxisPart {
+  /** The piece's buffer; null: concat writes zeros (or nothing when accumulating), split skips it. */
+  region: Region | null;
+  /** Its extent along the axis. */
+  len: number;
+  /** Split only: add into the piece instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+/** A tensor viewed as [outer, axis, inner] around the concatenation axis. */
+export interface AxisShape {
+  outer: number;
+  inner: number;
+}
+
+interface Placed extends AxisPart {
+  start: number;
+}
+
+function place(parts: readonly AxisPart[]): { placed: Placed[]; total: number } {
+  let start = 0;
+  const placed = parts.map((p) => {
+    const q = { ...p, start };
+    start += p.len;
+    return q;
+  });
+  return { placed, total: start };
+}
+
+/**
+ * out = concat(parts) along the axis; with `accumulate`, out += it. Each dispatch covers a run
+ * of consecutive parts and chooses the source per element, so up to seven inputs cost one pass.
+ */
+export function concatAxis(
+  rec: Recorder,
+  o: { parts: readonly AxisPart[]; out: Region; shape: AxisShape; accumulate?: boolean },
+): void {
+  const { placed, total } = place(o.parts);
+  const inner = o.shape.inner;
+  // Accumulating needs no pass over null parts; overwriting must zero them.
+  const live = placed.filter((p) => p.len > 0 && (p.region || !o.accumulate));
+  const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
+    const last = run[run.length - 1];
+    return last.start + last.len !== p.start;
+  });
+  for (const run of runs) {
+    const bound = run.filter((p) => p.region);
+    const start = run[0].start, len = run.reduce((s, p) => s + p.len, 0);
+    let b = 0, chain = "";
+    for (const p of run) {
+      const end = (p.start - start + p.len) * inner;
+      const r = `r - ${u32((p.start - start) * inner)}`;
+      const v = p.region ? `p${b++}[o * ${u32(p.len * inner)} + ${r}]` : "0.0";
+      chain += `${chain ? " else " : "  "}if (r < ${u32(end)}) { v = ${v}; }`;
+    }
+    const k = elementwise(`concat ${run.length}${o.accumulate ? " acc" : ""}`, {
+      bindings: [
+        ...bound.map((_, k): Binding => ({ name: `p${k}`, access: "read" })),
+        { name: "out", access: "read_write" },
+      ],
+      n: o.shape.outer * len * inner,
+      body: `  let o = i / ${u32(len * inner)};
+  let r = i % ${u32(len * inner)};
+  var v = 0.0;
+${chain}
+  let j = o * ${u32(total * inner)} + ${u32(start * inner)} + r;
+  out[j] = ${o.accumulate ? "out[j] + " : ""}v;`,
+    });
+    rec.dispatch(k.src, [...bound.map((p) => p.region!), o.out], k.groups);
+  }
+}
+
+/** parts (+)= the matching slices of x along the axis; null parts are skipped. */
+export function splitAxis(
+  rec: Recorder,
+  o: { x: Region; parts: readonly AxisPart[]; shape: AxisShape },
+): void {
+  const { placed, total } = place(o.parts);
+  const inner = o.shape.inner;
+  const live = placed.filter((p) => p.len > 0 && p.region);
+  const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
+    const last = run[run.length - 1];
+    return last.start + last.len !== p.start || run.some((q) => q.region!.buffer === p.region!.buffer);
+  });
+  for (const run of runs) {
+    const start = run[0].start, len = run.reduce((s, p) => s + p.len, 0);
+    const chain = run.map((p, k) => {
+      const end = (p.start - start + p.len) * inner;
+      const j = `o * ${u32(p.len * inner)} + r - ${u32((p.start - start) * inner)}`;
+      return `${k ? " else " : "  "}if (r < ${u32(end)}) { let j = ${j}; p${k}[j] = ${
+        p.accumulate ? `p${k}[j] + ` : ""
+      }v; }`;
+    }).join("");
+    const k = elementwise(`split ${run.length}`, {
+      bindings: [
+        { name: "x", access: "read" },
+        ...run.map((_, k): Binding => ({ name: `p${k}`, access: "read_write" })),
+      ],
+      n: o.shape.outer * len * inner,
+      body: `  let o = i / ${u32(len * inner)};
+  let r = i % ${u32(len * inner)};
+  let v = x[o * ${u32(total * inner)} + ${u32(start * inner)} + r];
+${chain}`,
+    });
+    rec.dispatch(k.src, [o.x, ...run.map((p) => p.region!)], k.groups);
+  }
+}
+
+/** y[n, k] = x[n, k] + s[n] for an [rows, cols] x and a per-row s. */
+export function addRowScalarForward(
+  rec: Recorder,
+  o: { x: Region; s: Region; y: Region; rows: number; cols: number },
+): void {
+  const k = elementwise("add_row_scalar_fwd", {
+    bindings: [{ name: "x", access: "read" }, { name: "s", access: "read" }, {
+      name: "y",
+      access: "read_write",
+    }],
+    n: o.rows * o.cols,
+    body: `  y[i] = x[i] + s[i / ${u32(o.cols)}];`,
+  });
+  rec.dispatch(k.src, [o.x, o.s, o.y], k.groups);
+}
+
+/** Options of {@linkcode addRowScalarBackward}. */
+export interface AddRowScalarBackwardOptions {
+  dy: Region;
+  rows: number;
+  cols: number;
+  dx: Region | null;
+  accumulateX: boolean;
+  ds: Region | null;
+  accumulateS: boolean;
+  /**
+   * The seed's backward, which adds dy[n, k] into ds[n + k] after zeroing ds[n] row by row: each
+   * ds[n] ends up as dy[n, 0] (later rows' zeroing wipes the rest; indices past the end were
+   * out-of-bounds writes and are dropped here).
+   */
+  legacy?: boolean;
+}
+
+/**
+ * dx (+)= dy and ds[n] (+)= sum_k dy[n, k]: one workgroup per row sums the row with a fixed
+ * tree (deterministic) and copies it into dx on the way.
+ */
+export function addRowScalarBackward(rec: Recorder, o: AddRowScalarBackwardOptions): void {
+  const { rows, cols } = o;
+  if (o.legacy || !o.ds) {
+    if (o.dx) {
+      scaledCopies(rec, {
+        src: o.dy,
+        targets: [{ region: o.dx, coeff: 1, accumulate: o.accumulateX }],
+        n: rows * cols,
+      });
+    }
+    if (o.ds) {
+      const k = elementwise(`add_row_scalar_bwd legacy${o.accumulateS ? " acc" : ""}`, {
+        bindings: [{ name: "dy", access: "read" }, { name: "ds", access: "read_write" }],
+        n: rows,
+        body: `  ds[i] = ${o.accumulateS ? "ds[i] + " : ""}dy[i * ${u32(cols)}];`,
+      });
+      rec.dispatch(k.src, [o.dy, o.ds], k.groups);
+    }
+    return;
+  }
+  const bindings: Binding[] = [{ name: "dy", access: "read" }, { name: "ds", access: "read_write" }];
+  if (o.dx) bindings.push({ name: "dx", access: "read_write" });
+  const code = `${declare(bindings)}
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= ${u32(rows)}) { return; }
+  let lid = lidv.x;
+  var acc = 0.0;
+  for (var k = lid; k < ${u32(cols)}; k += ${WG}u) {
+    let i = n * ${u32(cols)} + k;
+    let g = dy[i];
+    acc += g;${o.dx ? `\n    dx[i] = ${o.accumulateX ? "dx[i] + " : ""}g;` : ""}
+  }
+  sh[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { ds[n] = ${o.accumulateS ? "ds[n] + " : ""}sh[0]; }
+}`;
+  rec.dispatch(
+    { label: `add_row_scalar_bwd${o.accumulateX ? " acc" : ""}`, code },
+    o.dx ? [o.dy, o.ds, o.dx] : [o.dy, o.ds],
+    grid1d(rows, 1),
+  );
+}
