@@ -79,7 +79,6 @@ export function cellCoordRef(grid: CellGrid, k: number): [number, number, number
   const col = k % W, row = Math.floor(k / W) % H, d = Math.floor(k / (H * W));
   const at = ([lb, ub]: readonly [number, number], i: number, ext: number) =>
     lb + (ub - lb) * (i + offset) / ext;
-  void D;
   return [at(b.x, col, W), at(b.y, row, H), at(b.z, d, D)];
 }
 
