@@ -261,7 +261,10 @@ export function sampleSpec(plan: DatasetPlan, id: number): SampleSpec {
   const sub = k < n1 ? 0 : 1;
   const m = sub === 0 ? n1 : cell.count - n1;
   if (sub === 1) k -= n1;
-  const perCam = [0, 1, 2, 3].map((c) => Math.floor((m + 3 - c) / 4));
+  // Cameras keep their order, but which ones get the extra samples rotates from block to block,
+  // so even a tiny dataset (one sample per block) sees all four cameras.
+  const first = (cell.actionIndex + SUBJECTS.indexOf(cell.subject) + sub) % 4;
+  const perCam = [0, 1, 2, 3].map((c) => Math.floor(m / 4) + ((c - first + 4) % 4 < m % 4 ? 1 : 0));
   let cam = 0;
   while (k >= perCam[cam]) k -= perCam[cam++];
   const take = cell.takes[sub];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Rng } from "../graph/prng.ts";
 import { ACTIONS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS } from "../io/joints.ts";
-import { parseCamera } from "../io/sample_files.ts";
+import { formatCamera, parseCamera } from "../io/sample_files.ts";
 import {
   loadCameraRig,
   placeSubject,
@@ -131,6 +131,21 @@ Deno.test("placement: 3.5-6.5 m from the camera, in the frame, box fills ~80-90%
       const vs = Array.from({ length: 32 }, (_, j) => crop[2 * j + 1]);
       const extent = Math.max(...vs) - Math.min(...vs);
       assert.ok(extent > 100 && extent < 224, `person spans ${extent} px of the crop`);
+    }
+  }
+});
+
+Deno.test("camera_all files of every subject and camera read back as written", () => {
+  for (const s of SUBJECTS) {
+    for (let c = 1; c <= 4; c++) {
+      const cam = subjectCamera(rig, s, c);
+      const back = parseCamera(formatCamera(cam), `${s} camera ${c}`);
+      for (const key of ["R", "T", "f", "c", "k", "p"] as const) {
+        const a = cam[key] as number[], b = back[key] as number[];
+        for (let i = 0; i < a.length; i++) {
+          assert.ok(Math.abs(a[i] - b[i]) < 1e-6, `${s} camera ${c} ${key}[${i}]`);
+        }
+      }
     }
   }
 });
