@@ -21,6 +21,13 @@ export interface Gpu {
   maxBufferBytes: number;
   /** Required alignment of storage-buffer binding offsets, in bytes. */
   offsetAlignment: number;
+  /** Errors the device reported outside any error scope (validation at submit, device loss). */
+  errors: string[];
+}
+
+/** Returns and clears the errors the device reported outside error scopes. */
+export function takeGpuErrors(gpu: Gpu): string[] {
+  return gpu.errors.splice(0, gpu.errors.length);
 }
 
 /** Raised when no usable WebGPU adapter exists; the message says what to install. */
@@ -107,7 +114,15 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     maxBindingBytes: device.limits.maxStorageBufferBindingSize,
     maxBufferBytes: device.limits.maxBufferSize,
     offsetAlignment: Math.max(device.limits.minStorageBufferOffsetAlignment, 4),
+    errors: [],
   };
+  device.addEventListener("uncapturederror", (e) => {
+    gpu.errors.push((e as GPUUncapturedErrorEvent).error.message);
+    e.preventDefault();
+  });
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") gpu.errors.push(`device lost: ${info.message}`);
+  });
   if (opts.verbose) console.error(describeGpu(gpu));
   return gpu;
 }

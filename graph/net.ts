@@ -8,7 +8,7 @@
  * (losses, metrics) accumulate on the GPU and are read back only when asked.
  * @module
  */
-import { type Gpu, GpuError } from "./device.ts";
+import { type Gpu, GpuError, takeGpuErrors } from "./device.ts";
 import { fill } from "./fillers.ts";
 import {
   type BackwardContext,
@@ -54,6 +54,11 @@ export interface BuildOptions {
   globalStats?: boolean;
   /** Net inputs that receive a gradient (for gradient checks and scripts); none by default. */
   gradInputs?: readonly string[];
+  /**
+   * Blobs whose values must survive to the end of a pass so they can be read back. Blobs no layer
+   * consumes (the net's outputs) are always kept; others may share memory with later blobs.
+   */
+  keep?: readonly string[];
 }
 
 /** One parameter tensor in the flat parameter buffer. */
@@ -94,6 +99,7 @@ interface BlobInfo {
   requiresGrad: boolean;
   writers: number[]; // layers writing this blob's gradient, in backward order
   scalarSlot: number; // >= 0 for scalar tops
+  kept: boolean; // data lives to the end of the program (readable after a pass)
 }
 
 interface LayerInfo {
@@ -314,6 +320,13 @@ export class Net {
       );
     }
     // 4. Activations and gradients from lifetimes; scalars in their own small buffers.
+    for (const k of opts.keep ?? []) {
+      const blob = this.#blobs.get(k);
+      if (!blob) {
+        throw new ShapeError(this.name, `kept blob "${k}"`, "the name of a blob of this net", "nothing");
+      }
+      blob.kept = true;
+    }
     this.#planArena(wantTrain);
     if (this.#scalarNames.length) {
       const bytes = this.#scalarNames.length * SCALAR_FLOATS * 4;
@@ -391,6 +404,7 @@ export class Net {
       requiresGrad: false,
       writers: [],
       scalarSlot: -1,
+      kept: false,
     };
   }
 
@@ -435,17 +449,25 @@ export class Net {
         );
       }
       const users = [blob.producer, ...blob.consumers].filter((li) => li >= 0);
+      const last = train ? 2 * L : L;
       let start = blob.producer >= 0 ? fwd(blob.producer) : 0;
       let end = Math.max(start, ...blob.consumers.map(fwd));
-      if (blob.producer < 0) start = 0;
       if (train) {
         for (const li of users) if (this.#layers[li].runsBackward) end = Math.max(end, bwd(li));
-        if (blob.producer < 0) end = 2 * L;
       }
+      // Inputs are written before the pass starts; outputs and kept blobs are read after it ends.
+      if (blob.producer < 0) start = 0;
+      if (blob.producer < 0 || blob.consumers.length === 0) blob.kept = true;
+      if (blob.kept) end = last;
       wants.push({ blob, diff: false, start, end, bytes });
       if (train && blob.writers.length) {
         const s = Math.min(...blob.writers.map(bwd));
-        const e = blob.producer >= 0 && this.#layers[blob.producer].runsBackward ? bwd(blob.producer) : s;
+        // An input's gradient is read after the pass (gradient checks, scripts): keep it to the end.
+        const e = blob.producer < 0
+          ? last
+          : this.#layers[blob.producer].runsBackward
+          ? bwd(blob.producer)
+          : Math.max(...blob.writers.map(bwd));
         wants.push({ blob, diff: true, start: s, end: e, bytes });
       }
     }
@@ -637,10 +659,18 @@ export class Net {
     this.#accCount++;
   }
 
-  /** Reads a blob's values back. */
+  /**
+   * Reads a blob's values back. Only blobs that survive the pass can be read: inputs, outputs,
+   * scalars and those named in `keep` at build time.
+   */
   read(name: string): Promise<Float32Array> {
     const b = this.#blobs.get(name);
     if (!b?.data) throw new Error(`net "${this.name}" has no blob "${name}"`);
+    if (!b.kept && b.scalarSlot < 0) {
+      throw new Error(
+        `net "${this.name}": blob "${name}" shares memory with later blobs; build with keep: ["${name}"] to read it`,
+      );
+    }
     return download(this.gpu, b.data);
   }
 
@@ -692,6 +722,7 @@ export class Net {
     const out: Record<string, Float32Array> = {};
     if (!this.#acc || this.#accCount === 0) return out;
     const all = await download(this.gpu, { buffer: this.#acc, offset: 0, size: this.#acc.size });
+    this.#throwGpuErrors();
     const count = this.#accCount;
     this.#scalarNames.forEach((name, k) => {
       const n = numel(this.#blobs.get(name)!.shape);
@@ -704,9 +735,17 @@ export class Net {
     return out;
   }
 
-  /** Waits until all submitted work is done. */
+  /** Waits until all submitted work is done; throws if the GPU reported an error meanwhile. */
   async sync(): Promise<void> {
     await this.gpu.device.queue.onSubmittedWorkDone();
+    this.#throwGpuErrors();
+  }
+
+  #throwGpuErrors(): void {
+    const errs = takeGpuErrors(this.gpu);
+    if (errs.length) {
+      throw new GpuError(`net "${this.name}": the GPU reported ${errs.length} error(s); first: ${errs[0]}`);
+    }
   }
 
   /** Releases every GPU buffer. */

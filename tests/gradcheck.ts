@@ -132,6 +132,7 @@ export async function probe(
     solver: new SGD({ baseLr: 0, momentum: 0 }),
     seed: opts.seed ?? 7,
     gradInputs,
+    keep: layer.tops,
     globalStats: opts.globalStats,
   });
   probed.forEach((_, k) => net.setInput(`r_${k}`, r[k]));
