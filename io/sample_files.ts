@@ -119,11 +119,19 @@ interface Token {
   line: number;
 }
 
+/**
+ * Splits on whitespace and, like C's scanf("%lf"), also where a sign follows a digit: the seed
+ * writes "%12.6f" with no separator, so a value of -1000 or less runs into the one before it
+ * ("1761.278534-5078.006595"). A sign after an exponent's "e" stays attached.
+ */
 function tokenize(text: string): Token[] {
   const out: Token[] = [];
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    for (const t of lines[i].split(/[ \t\r\f\v]+/)) if (t !== "") out.push({ text: t, line: i + 1 });
+    for (const word of lines[i].split(/[ \t\r\f\v]+/)) {
+      if (word === "") continue;
+      for (const t of word.split(/(?<=[\d.])(?=[+-])/)) out.push({ text: t, line: i + 1 });
+    }
   }
   return out;
 }

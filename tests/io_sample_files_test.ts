@@ -143,3 +143,9 @@ Deno.test("writeSample -> readSample round trip, image path fallback, missing fi
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("numbers written %12.6f without a separator split at the sign, as scanf does", async () => {
+  const { parseNumbers } = await import("../io/sample_files.ts");
+  const v = parseNumbers(" 1761.278534-5078.006595 1.5e-3\n-2.0+3.0\n", "x.txt", { count: 5 });
+  if ([...v].join(",") !== "1761.278534,-5078.006595,0.0015,-2,3") throw new Error(`got ${[...v]}`);
+});
