@@ -30,7 +30,7 @@ function writes(o: ArgmaxOptions, group: string): string {
   return o.outputs.map((out, k) =>
     out.axes.map((a, m) =>
       `  out${k}[${group} * ${u32(out.axes.length)} + ${u32(m)}] = select(${centre[a]}, ${
-        cellCoord(o.grid, a, "best")
+        cellCoord(o.grid, { axis: a, index: "best" })
       }, found);`
     ).join("\n")
   ).join("\n");

@@ -167,9 +167,10 @@ export interface CellGrid {
   offset: number;
 }
 
-/** WGSL expression of coordinate `axis` (0 x, 1 y, 2 z) for the in-group flat index `k` (u32). */
-export function cellCoord(grid: CellGrid, axis: 0 | 1 | 2, k: string): string {
+/** WGSL expression of coordinate `axis` (0 x, 1 y, 2 z) for the in-group flat index `index` (u32). */
+export function cellCoord(grid: CellGrid, at: { axis: 0 | 1 | 2; index: string }): string {
   const { depth: D, height: H, width: W } = grid;
+  const { axis, index: k } = at;
   const [ext, cell, [lb, ub]] = axis === 0
     ? [W, `${k} % ${u32(W)}`, grid.bounds.x]
     : axis === 1
@@ -214,7 +215,9 @@ export function softArgmaxForward(
     body: `  var a = vec4f(0.0);
   for (var i = lo + lid.x; i < hi; i += ${WG}u) {
     let k = i - g * N;
-    a += x[i] * vec4f(${cellCoord(g, 0, "k")}, ${cellCoord(g, 1, "k")}, ${cellCoord(g, 2, "k")}, 0.0);
+    a += x[i] * vec4f(${cellCoord(g, { axis: 0, index: "k" })}, ${cellCoord(g, { axis: 1, index: "k" })}, ${
+      cellCoord(g, { axis: 2, index: "k" })
+    }, 0.0);
   }
 ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
   if (lid.x == 0u) {
@@ -265,7 +268,9 @@ export function softArgmaxBackward(
   const g = o.grid;
   const ins: Binding[] = o.grads.map((_, k) => ({ name: `dy${k}`, access: "read" }));
   const terms = o.grads.flatMap((gr, k) =>
-    gr.axes.map((a, m) => `dy${k}[src * ${u32(gr.axes.length)} + ${u32(m)}] * ${cellCoord(g, a, "k")}`)
+    gr.axes.map((a, m) =>
+      `dy${k}[src * ${u32(gr.axes.length)} + ${u32(m)}] * ${cellCoord(g, { axis: a, index: "k" })}`
+    )
   );
   let head = `  let src = i / ${u32(o.groupSize)};
   let k = i % ${u32(o.groupSize)};

@@ -5,13 +5,22 @@
  *
  * A 3D cube holds up to 262,144 values, so one workgroup per group would leave a large GPU idle
  * (48 groups at batch 3). Instead each group is cut into chunks of {@linkcode CHUNK} values: a
- * stats pass writes per-chunk partials, and the element pass has every workgroup fold its
- * group's partials itself (the same fixed order in every workgroup, so results are
- * deterministic and identical across chunks) before writing its chunk. Two dispatches per
- * direction, no atomics.
+ * stats pass writes per-chunk partials, a tiny fold pass combines each group's partials in a
+ * fixed order (deterministic, no atomics), and the element pass reads the group's totals.
+ * Folding once per group matters: letting every thread of the element pass fold the 64
+ * partials itself cost more than the pass's own work.
  * @module
  */
-import { type Binding, declare, f32, type Groups, type Recorder, type Region, u32 } from "./kernel.ts";
+import {
+  type Binding,
+  declare,
+  elementwise,
+  f32,
+  type Groups,
+  type Recorder,
+  type Region,
+  u32,
+} from "./kernel.ts";
 
 /** Values per chunk (256 threads x 16). */
 export const CHUNK = 4096;
@@ -75,9 +84,54 @@ export function treeReduce(o: { arr: "sh" | "sh4"; value: string; out: string; o
   workgroupBarrier();`;
 }
 
+/**
+ * Scratch of `width` floats per record: one record per (group, chunk) of partials, then one per
+ * group of totals starting at float `width * groups * chunks`.
+ */
+function statsFloats(l: GroupLayout, width: number): number {
+  return width * l.groups * (chunking(l.groupSize).chunks + 1);
+}
+
+/** WGSL index of slot `slot` of the totals record of the group in WGSL variable `g`. */
+function total(l: GroupLayout, width: number, slot: number, g = "g"): string {
+  return `${u32(width * l.groups * chunking(l.groupSize).chunks)} + ${u32(width)} * ${g} + ${u32(slot)}`;
+}
+
+/**
+ * Records the per-group fold of the partials in `slots`: a plain sum, or (softmax) the
+ * max-shifted combination M = max m_q, Z = sum z_q exp(m_q - M) of slots 0 (m) and 1 (z).
+ */
+function foldPartials(
+  rec: Recorder,
+  label: string,
+  o: GroupLayout & { stats: Region; width: number; slots: readonly number[]; softmax?: boolean },
+): void {
+  const Q = chunking(o.groupSize).chunks, K = o.width;
+  const part = (slot: number) => `stats[${u32(K)} * (g * ${u32(Q)} + q) + ${u32(slot)}]`;
+  const body = o.softmax
+    ? `  var m = -3.0e38;
+  for (var q = 0u; q < ${u32(Q)}; q++) { m = max(m, ${part(0)}); }
+  var z = 0.0;
+  for (var q = 0u; q < ${u32(Q)}; q++) { z += ${part(1)} * exp(${part(0)} - m); }
+  stats[${total(o, K, 0)}] = m;
+  stats[${total(o, K, 1)}] = z;`
+    : o.slots.map((slot) =>
+      `  var s${slot} = 0.0;
+  for (var q = 0u; q < ${u32(Q)}; q++) { s${slot} += ${part(slot)}; }
+  stats[${total(o, K, slot)}] = s${slot};`
+    ).join("\n");
+  const k = elementwise(`${label} fold`, {
+    bindings: [{ name: "stats", access: "read_write" }],
+    n: o.groups,
+    body: `  let g = i;
+${body}`,
+  });
+  rec.dispatch(k.src, [o.stats], k.groups);
+}
+
 /** Floats of scratch the softmax needs (kept from forward to backward by the layer). */
 export function softmaxStatsFloats(l: GroupLayout): number {
-  return 2 * l.groups * chunking(l.groupSize).chunks;
+  return statsFloats(l, 2);
 }
 
 /** Options of the softmax launchers. */
@@ -112,6 +166,7 @@ ${treeReduce({ arr: "sh", value: "acc", out: "cs", op: "+" })}
   }`,
   });
   rec.dispatch(stats.src, [o.x, o.stats], stats.groups);
+  foldPartials(rec, `softmax${tag}`, { ...o, width: 2, slots: [0, 1], softmax: true });
   const norm = chunkedKernel(`softmax_norm${tag}`, {
     ...o,
     bindings: [
@@ -119,10 +174,8 @@ ${treeReduce({ arr: "sh", value: "acc", out: "cs", op: "+" })}
       { name: "stats", access: "read" },
       { name: "y", access: "read_write" },
     ],
-    body: `  var mx = -3.0e38;
-  for (var t = 0u; t < Q; t++) { mx = max(mx, stats[2u * (g * Q + t)]); }
-  var z = 0.0;
-  for (var t = 0u; t < Q; t++) { z += stats[2u * (g * Q + t) + 1u] * exp(stats[2u * (g * Q + t)] - mx); }
+    body: `  let mx = stats[${total(o, 2, 0)}];
+  let z = stats[${total(o, 2, 1)}];
   for (var i = lo + lid.x; i < hi; i += ${WG}u) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
   });
   rec.dispatch(norm.src, [o.x, o.stats, o.y], norm.groups);
@@ -166,6 +219,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
   if (lid.x == 0u) { stats[2u * (g * Q + c)] = cs; }`,
   });
   rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
+  foldPartials(rec, `softmax_bwd${tag}`, { ...o, width: 2, slots: [0] });
   const k = chunkedKernel(`softmax_bwd${tag}`, {
     ...o,
     bindings: [
@@ -174,8 +228,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
       { name: "stats", access: "read" },
       { name: "dx", access: "read_write" },
     ],
-    body: `  var t = 0.0;
-  for (var q = 0u; q < Q; q++) { t += stats[2u * (g * Q + q)]; }
+    body: `  let t = stats[${total(o, 2, 0)}];
   for (var i = lo + lid.x; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
   });
   rec.dispatch(k.src, [o.y, o.dy, o.stats, o.dx], k.groups);
@@ -183,7 +236,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
 
 /** Floats of scratch the sum-to-one normaliser needs (kept from forward to backward). */
 export function normalizeStatsFloats(l: GroupLayout): number {
-  return 3 * l.groups * chunking(l.groupSize).chunks;
+  return statsFloats(l, 3);
 }
 
 /**
@@ -224,6 +277,7 @@ ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
   }`,
   });
   rec.dispatch(stats.src, [o.x, o.stats], stats.groups);
+  foldPartials(rec, `normalize ${tag}`, { ...o, width: 3, slots: [0, 1] });
   let uniform: string;
   if (o.mode === "legacy2d") {
     // The seed writes the uniform map into every channel of the sample and then recomputes the
@@ -231,9 +285,7 @@ ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
     uniform = `  let first = (g / ${u32(o.channels)}) * ${u32(o.channels)};
   var unif = false;
   for (var cc = g; cc < first + ${u32(o.channels)}; cc++) {
-    var zc = 0.0;
-    for (var t = 0u; t < Q; t++) { zc += stats[3u * (cc * Q + t)]; }
-    if (abs(zc) < 1e-6) { unif = true; }
+    if (abs(stats[${total(o, 3, 0, "cc")}]) < 1e-6) { unif = true; }
   }`;
   } else {
     uniform = "  let unif = abs(z) < 1e-6;";
@@ -246,8 +298,7 @@ ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
       { name: "stats", access: "read" },
       { name: "y", access: "read_write" },
     ],
-    body: `  var z = 0.0;
-  for (var t = 0u; t < Q; t++) { z += stats[3u * (g * Q + t)]; }
+    body: `  let z = stats[${total(o, 3, 0)}];
 ${uniform}
   for (var i = lo + lid.x; i < hi; i += ${WG}u) {
     let v = x[i];
@@ -279,8 +330,7 @@ export function normalizeBackward(
         { name: "stats", access: "read" },
         { name: "dx", access: "read_write" },
       ],
-      body: `  var z = 0.0;
-  for (var t = 0u; t < Q; t++) { z += stats[3u * (g * Q + t) + ${u32(slot)}]; }
+      body: `  let z = stats[${total(o, 3, slot)}];
   for (var i = lo + lid.x; i < hi; i += ${WG}u) {
     dx[i] = ${acc}select(0.0, dy[i] * (z - x[i]) / (z * z), abs(z) > 1e-6);
   }`,
@@ -301,6 +351,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
   if (lid.x == 0u) { stats[3u * (g * Q + c) + 2u] = cs; }`,
   });
   rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
+  foldPartials(rec, `normalize_bwd ${tag}`, { ...o, width: 3, slots: [2] });
   const k = chunkedKernel(`normalize_bwd ${tag}`, {
     ...o,
     bindings: [
@@ -309,12 +360,8 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
       { name: "stats", access: "read" },
       { name: "dx", access: "read_write" },
     ],
-    body: `  var z = 0.0;
-  var t = 0.0;
-  for (var q = 0u; q < Q; q++) {
-    z += stats[3u * (g * Q + q)];
-    t += stats[3u * (g * Q + q) + 2u];
-  }
+    body: `  let z = stats[${total(o, 3, 0)}];
+  let t = stats[${total(o, 3, 2)}];
   let live = abs(z) >= 1e-6;
   for (var i = lo + lid.x; i < hi; i += ${WG}u) {
     dx[i] = ${acc}select(0.0, (dy[i] - t) / z, live && x[i] - ${tau} > 1e-6);

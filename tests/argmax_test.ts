@@ -25,7 +25,7 @@ Deno.test("argmax 2D: first maximum, ties to the earlier cell, (0.5, 0.5) when n
       h: { shape, data: x },
     });
     const y = out.xy.data;
-    const want = argmaxRef(x, 6, grid(1, 6, 7), legacy).filter((_, i) => i % 3 !== 2);
+    const want = argmaxRef(x, { groups: 6, grid: grid(1, 6, 7), legacy }).filter((_, i) => i % 3 !== 2);
     assertClose(y, want, { ...TOL, what: `argmax 2D legacy=${legacy}` });
     assertClose([y[2], y[3]], [(5 + 0.5) / 7, 0.5 / 6], { ...TOL, what: "tie goes to cell 5" });
     assert.deepEqual([y[4], y[5]], [0.5, 0.5]);
@@ -37,7 +37,7 @@ Deno.test("argmax 3D: decodes (col, row, bin) centres with bounds, single and sp
   const bounds = { x: [-1, 1] as const, y: [0, 2] as const, z: [0.25, 0.75] as const };
   const x = randomArray(numel(shape), 32);
   x.fill(-1, 0, 120); // joint 0 of sample 0 is all negative: the cube centre
-  const want = argmaxRef(x, 4, grid(5, 6, 4, bounds));
+  const want = argmaxRef(x, { groups: 4, grid: grid(5, 6, 4, bounds) });
   const one = await runLayer(new Argmax("am", { bottom: "h", top: "xyz", depthBins: 5, bounds }), {
     h: { shape, data: x },
   });
@@ -59,7 +59,7 @@ Deno.test("argmax 3D: a near-tie within 1e-6 separates the parallel rule from th
     const out = await runLayer(new Argmax("am", { bottom: "h", top: "xyz", depthBins: 4, legacy }), {
       h: { shape, data: x },
     });
-    const want = argmaxRef(x, 1, grid(4, 16, 16), legacy);
+    const want = argmaxRef(x, { groups: 1, grid: grid(4, 16, 16), legacy });
     assertClose(out.xyz.data, want, { ...TOL, what: `near tie legacy=${legacy}` });
     const k = legacy ? 100 : 700;
     assertClose(out.xyz.data, [

@@ -10,6 +10,7 @@ import { runLayer } from "../graph/ops.ts";
 import { depthWindow, type Heatmap2DKind } from "../kernels/heatmap.ts";
 import { assertClose, randomArray } from "./gradcheck.ts";
 import { renderHeatmaps2DRef, renderVolumeRef } from "./reference/heatmap.ts";
+import { benchVolumetric } from "../tasks/bench/volumetric.ts";
 
 const TOL = { atol: 1e-6, rtol: 1e-5 };
 
@@ -53,7 +54,7 @@ Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D
         z: { shape: [B, J, 3], data: depth3 },
       });
       assert.deepEqual(out.v.shape, [B, J * D, S, S]);
-      const want = renderVolumeRef(joints, depth3, {
+      const want = renderVolumeRef({ joints, depth: depth3 }, {
         batch: B,
         joints: J,
         size: S,
@@ -198,5 +199,14 @@ Deno.test("clean 3D target round trip: argmax and x50 softmax + soft-argmax land
         );
       }
     }
+  }
+});
+
+Deno.test("volumetric bench: runs at a tiny size and reports plain numbers", async () => {
+  const r = await benchVolumetric({ batch: 1, joints: 2, size: 8, depthBins: 4, runs: 1, warmup: 0 });
+  assert.equal(r.targetBytes, 2 * 4 * 8 * 8 * 4);
+  assert.equal(r.softmaxBytes, r.targetBytes);
+  for (const v of [r.renderMs, r.forwardMs, r.stepMs, r.backwardMs, ...Object.values(r.perSample)]) {
+    assert.ok(Number.isFinite(v) && v >= 0);
   }
 });

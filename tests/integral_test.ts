@@ -28,9 +28,9 @@ Deno.test("integral x/y/z: GPU matches the CPU twin (atol 1e-5, rtol 1e-4) and p
     const p = await probe(new Integral("int", { bottom: "x", top: "y", axis }), [shape]);
     p.set([x]);
     const [y] = await p.forward();
-    assertClose(y, integralAxisRef(x, shape, axis), { ...FWD, what: `integral ${axis}` });
+    assertClose(y, integralAxisRef(x, { shape, axis }), { ...FWD, what: `integral ${axis}` });
     const g = await p.backward();
-    assertClose(g.bottoms[0], integralAxisBackwardRef(p.r[0], shape, axis), {
+    assertClose(g.bottoms[0], integralAxisBackwardRef(p.r[0], { shape, axis }), {
       atol: 0,
       rtol: 0,
       what: `integral ${axis} backward`,
@@ -46,9 +46,12 @@ Deno.test("integral vector: GPU matches the CPU twin and passes gradcheck", asyn
   const p = await probe(new IntegralVector("iv", { bottom: "x", top: "y", bounds }), [[3, 7]]);
   p.set([x]);
   const [y] = await p.forward();
-  assertClose(y, integralVectorRef(x, 3, bounds), { ...FWD, what: "integral vector" });
+  assertClose(y, integralVectorRef(x, { rows: 3, bounds }), { ...FWD, what: "integral vector" });
   const g = await p.backward();
-  assertClose(g.bottoms[0], integralVectorBackwardRef(p.r[0], 7, bounds), { ...FWD, what: "backward" });
+  assertClose(g.bottoms[0], integralVectorBackwardRef(p.r[0], { length: 7, bounds }), {
+    ...FWD,
+    what: "backward",
+  });
   await gradcheck(p, [x]);
   p.net.destroy();
 });
@@ -65,9 +68,12 @@ Deno.test("soft-argmax 3D: one [B,J,3] top with custom bounds matches the twin; 
   p.set([x]);
   const [y] = await p.forward();
   const gr = grid(3, 5, 4, bounds);
-  assertClose(y, softArgmaxRef(x, 4, gr), { ...FWD, what: "soft-argmax" });
+  assertClose(y, softArgmaxRef(x, { groups: 4, grid: gr }), { ...FWD, what: "soft-argmax" });
   const g = await p.backward();
-  assertClose(g.bottoms[0], softArgmaxBackwardRef(p.r[0], 4, gr), { ...FWD, what: "soft-argmax backward" });
+  assertClose(g.bottoms[0], softArgmaxBackwardRef(p.r[0], { groups: 4, grid: gr }), {
+    ...FWD,
+    what: "soft-argmax backward",
+  });
   await gradcheck(p, [x]);
   p.net.destroy();
 });
@@ -78,13 +84,13 @@ Deno.test("soft-argmax 3D split tops [xy, z] over chunked cubes match the twin",
   const p = await probe(new SoftArgmax("sa", { bottom: "p", tops: ["xy", "z"], depthBins: 3 }), [shape]);
   p.set([x]);
   const [xy, z] = await p.forward();
-  const want = softArgmaxRef(x, 2, grid(3, 40, 40));
+  const want = softArgmaxRef(x, { groups: 2, grid: grid(3, 40, 40) });
   assertClose(xy, [want[0], want[1], want[3], want[4]], { ...FWD, what: "xy" });
   assertClose(z, [want[2], want[5]], { ...FWD, what: "z" });
   const g = await p.backward();
   const dy = new Float32Array(6);
   for (let j = 0; j < 2; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], p.r[1][j]], 3 * j);
-  assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, 2, grid(3, 40, 40)), {
+  assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 2, grid: grid(3, 40, 40) }), {
     ...FWD,
     what: "split backward",
   });
@@ -96,12 +102,15 @@ Deno.test("soft-argmax 2D matches the twin; equals the seed's IntegralX/Y/Z -> I
   const p = await probe(new SoftArgmax("sa", { bottom: "p", top: "xy" }), [[2, 3, 6, 6]]);
   p.set([x2]);
   const [y] = await p.forward();
-  const want = softArgmaxRef(x2, 6, grid(1, 6, 6));
+  const want = softArgmaxRef(x2, { groups: 6, grid: grid(1, 6, 6) });
   assertClose(y, want.filter((_, i) => i % 3 !== 2), { ...FWD, what: "2D soft-argmax" });
   const g = await p.backward();
   const dy = new Float32Array(18);
   for (let j = 0; j < 6; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], 0], 3 * j);
-  assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, 6, grid(1, 6, 6)), { ...FWD, what: "2D backward" });
+  assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 6, grid: grid(1, 6, 6) }), {
+    ...FWD,
+    what: "2D backward",
+  });
   p.net.destroy();
 
   // One cube [N, D, S, S] through the seed's chain against the fused layer. Separate nets, as
@@ -137,13 +146,13 @@ Deno.test("numerical coordinate regression: clean (col+0.5)/S and legacy col/S w
     p.set([x]);
     const [y] = await p.forward();
     const gr = grid(1, 4, 5, UNIT_BOUNDS, legacy ? 0 : 0.5);
-    const want = softArgmaxRef(x, 6, gr);
+    const want = softArgmaxRef(x, { groups: 6, grid: gr });
     assertClose(y, want.filter((_, i) => i % 3 !== 2), { ...FWD, what: `ncr forward legacy=${legacy}` });
     const g = await p.backward();
     const dy = new Float32Array(18);
     for (let j = 0; j < 6; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], 0], 3 * j);
     const bug = legacy ? { joints: 3 } : undefined;
-    assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, 6, gr, bug), {
+    assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 6, grid: gr, channelZeroBug: bug }), {
       ...FWD,
       what: `ncr backward ${legacy}`,
     });

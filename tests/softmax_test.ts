@@ -23,7 +23,7 @@ async function compareSoftmax(
   const ref = { ...layout, scale: o.scale, legacy: o.legacy };
   assertClose(y, softmaxRef(x, ref), { atol: 1e-7, rtol: 1e-4, what: "softmax forward" });
   const g = await p.backward();
-  assertClose(g.bottoms[0], softmaxBackwardRef(y, p.r[0], ref), {
+  assertClose(g.bottoms[0], softmaxBackwardRef({ y, dy: p.r[0] }, ref), {
     atol: 1e-6,
     rtol: 1e-3,
     what: "softmax backward",
@@ -105,7 +105,7 @@ async function compareNormalize(
   const yRef = normalizeRef(o.x, ref);
   assertClose(y, yRef, { atol: 1e-7, rtol: 1e-4, what: `normalize ${o.mode} forward` });
   const g = await p.backward();
-  assertClose(g.bottoms[0], normalizeBackwardRef(o.x, yRef, p.r[0], ref), {
+  assertClose(g.bottoms[0], normalizeBackwardRef({ x: o.x, y: yRef, dy: p.r[0] }, ref), {
     atol: 1e-5,
     rtol: 1e-3,
     what: `normalize ${o.mode} backward`,

@@ -71,7 +71,8 @@ export interface VolumeRefOptions {
 }
 
 /** The seed's 1-based coarse depth bin z* for a normalised depth (§4.8 steps 2-3). */
-export function legacyCoarseBin(z: number, depthBins: number, fineBins = 64): number {
+export function legacyCoarseBin(z: number, o: { depthBins: number; fineBins?: number }): number {
+  const { depthBins, fineBins = 64 } = o;
   let b = 1;
   for (let k = 1; k <= fineBins; k++) {
     if ((k - 1) / fineBins <= z && z <= k / fineBins) {
@@ -84,10 +85,10 @@ export function legacyCoarseBin(z: number, depthBins: number, fineBins = 64): nu
 
 /** Renders [B, J*D, S, S] (channel j*D+d) from norm joints [B,J,2] and depth [B,J(,k)]. */
 export function renderVolumeRef(
-  joints: Float32Array,
-  depth: Float32Array,
+  io: { joints: Float32Array; depth: Float32Array },
   o: VolumeRefOptions,
 ): Float32Array {
+  const { joints, depth } = io;
   const S = o.size, D = o.depthBins, k = o.depthStride ?? 1;
   const win = depthWindow(D, { sigma: o.sigma, fineBins: o.fineBins });
   const out = new Float32Array(o.batch * o.joints * D * S * S);
@@ -98,7 +99,7 @@ export function renderVolumeRef(
     if (o.legacy) {
       cx = Math.trunc(fr(fr(px * S) + 0.5));
       cy = Math.trunc(fr(fr(py * S) + 0.5));
-      cz = legacyCoarseBin(z, D, o.fineBins) - 1;
+      cz = legacyCoarseBin(z, { depthBins: D, fineBins: o.fineBins }) - 1;
       reach = win.half;
     } else {
       cx = px * S - 0.5;

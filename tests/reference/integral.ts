@@ -6,8 +6,11 @@
 import type { CellGrid } from "../../kernels/integral.ts";
 
 /** IntegralX/Y/Z of [N,C,H,W]: [N,W], [N,H] or [N,C]. */
-export function integralAxisRef(x: Float32Array, shape: number[], axis: "x" | "y" | "z"): Float32Array {
-  const [N, C, H, W] = shape;
+export function integralAxisRef(
+  x: Float32Array,
+  o: { shape: number[]; axis: "x" | "y" | "z" },
+): Float32Array {
+  const [N, C, H, W] = o.shape, axis = o.axis;
   const L = axis === "x" ? W : axis === "y" ? H : C;
   const out = new Float64Array(N * L);
   for (let n = 0; n < N; n++) {
@@ -25,10 +28,9 @@ export function integralAxisRef(x: Float32Array, shape: number[], axis: "x" | "y
 /** Backward of the marginals: the top gradient broadcast back. */
 export function integralAxisBackwardRef(
   dy: Float32Array,
-  shape: number[],
-  axis: "x" | "y" | "z",
+  o: { shape: number[]; axis: "x" | "y" | "z" },
 ): Float32Array {
-  const [N, C, H, W] = shape;
+  const [N, C, H, W] = o.shape, axis = o.axis;
   const L = axis === "x" ? W : axis === "y" ? H : C;
   const dx = new Float32Array(N * C * H * W);
   for (let i = 0; i < dx.length; i++) {
@@ -49,9 +51,9 @@ function vecPos(k: number, K: number, [lb, ub]: readonly [number, number]): numb
 /** y_n = sum_k p_nk pos_k. */
 export function integralVectorRef(
   p: Float32Array,
-  rows: number,
-  bounds: readonly [number, number],
+  o: { rows: number; bounds: readonly [number, number] },
 ): Float32Array {
+  const { rows, bounds } = o;
   const K = p.length / rows;
   const y = new Float32Array(rows);
   for (let n = 0; n < rows; n++) {
@@ -65,9 +67,9 @@ export function integralVectorRef(
 /** dp_nk = g_n pos_k. */
 export function integralVectorBackwardRef(
   dy: Float32Array,
-  K: number,
-  bounds: readonly [number, number],
+  o: { length: number; bounds: readonly [number, number] },
 ): Float32Array {
+  const { length: K, bounds } = o;
   const dx = new Float32Array(dy.length * K);
   for (let i = 0; i < dx.length; i++) dx[i] = dy[Math.floor(i / K)] * vecPos(i % K, K, bounds);
   return dx;
@@ -83,7 +85,8 @@ export function cellCoordRef(grid: CellGrid, k: number): [number, number, number
 }
 
 /** Per group, [sum p x, sum p y, sum p z] as [G,3]. */
-export function softArgmaxRef(p: Float32Array, groups: number, grid: CellGrid): Float32Array {
+export function softArgmaxRef(p: Float32Array, o: { groups: number; grid: CellGrid }): Float32Array {
+  const { groups, grid } = o;
   const n = p.length / groups;
   const out = new Float32Array(groups * 3);
   for (let g = 0; g < groups; g++) {
@@ -104,10 +107,9 @@ export function softArgmaxRef(p: Float32Array, groups: number, grid: CellGrid): 
  */
 export function softArgmaxBackwardRef(
   dy: Float32Array,
-  groups: number,
-  grid: CellGrid,
-  channelZeroBug?: { joints: number },
+  o: { groups: number; grid: CellGrid; channelZeroBug?: { joints: number } },
 ): Float32Array {
+  const { groups, grid, channelZeroBug } = o;
   const n = grid.depth * grid.height * grid.width;
   const dx = new Float32Array(groups * n);
   for (let g = 0; g < groups; g++) {
@@ -131,7 +133,11 @@ export function softArgmaxBackwardRef(
  * literally (running max from 0, update only when a value beats it by more than 1e-6, compared
  * in double as C++ promotes `v > max + 1e-6`).
  */
-export function argmaxRef(x: Float32Array, groups: number, grid: CellGrid, legacy = false): Float32Array {
+export function argmaxRef(
+  x: Float32Array,
+  o: { groups: number; grid: CellGrid; legacy?: boolean },
+): Float32Array {
+  const { groups, grid, legacy = false } = o;
   const n = x.length / groups;
   const out = new Float32Array(groups * 3);
   const centre = (b: readonly [number, number]) => b[0] + (b[1] - b[0]) * 0.5;

@@ -35,10 +35,10 @@ export function softmaxRef(x: Float32Array, o: RefLayout & { scale: number; lega
 
 /** dx = scale * y * (dy - sum(dy * y)) per group; legacy: scale * dy * y * (1 - y). */
 export function softmaxBackwardRef(
-  y: Float32Array,
-  dy: Float32Array,
+  io: { y: Float32Array; dy: Float32Array },
   o: RefLayout & { scale: number; legacy: boolean },
 ): Float32Array {
+  const { y, dy } = io;
   const dx = new Float32Array(y.length);
   for (let g = 0; g < o.groups; g++) {
     const lo = g * o.groupSize, hi = lo + o.groupSize;
@@ -112,11 +112,10 @@ export function normalizeRef(x: Float32Array, o: NormalizeRefOptions): Float32Ar
 
 /** Backward twin of normalizeBackward (`y` is the forward output). */
 export function normalizeBackwardRef(
-  x: Float32Array,
-  y: Float32Array,
-  dy: Float32Array,
+  io: { x: Float32Array; y: Float32Array; dy: Float32Array },
   o: NormalizeRefOptions,
 ): Float32Array {
+  const { x, y, dy } = io;
   const dx = new Float32Array(x.length);
   const n = o.groupSize;
   for (let g = 0; g < o.groups; g++) {
