@@ -58,6 +58,12 @@ export interface PipelineOptions extends SampleOptions {
   skipBad?: boolean;
   /** Stop after this many batches. */
   maxBatches?: number;
+  /**
+   * Start as if this many samples had already been drawn: the first `skipSamples` ids of the
+   * source are passed over and augmentation streams continue from there, so a resumed run sees
+   * exactly the batches an uninterrupted one would have.
+   */
+  skipSamples?: number;
   /** Batches prepared ahead of the consumer; default 2. */
   prefetchBatches?: number;
   /** Samples in flight per worker; default 2 (overlaps file reads with warping). */
@@ -158,6 +164,11 @@ function isIterable(x: unknown): x is Iterable<number> {
   return typeof x === "object" && x !== null && Symbol.iterator in x;
 }
 
+function* dropFirst<T>(src: Iterable<T>, n: number): Generator<T> {
+  let i = 0;
+  for (const x of src) if (i++ >= n) yield x;
+}
+
 /**
  * Creates the input pipeline of a dataset root. Iterate it with `for await`; bad samples stop it
  * with their DataError unless `skipBad`. Nothing starts until the first batch is requested.
@@ -180,7 +191,9 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
 
   async function* batches(): AsyncGenerator<Batch> {
     st.t0 = performance.now();
-    const ids = isIterable(opts.source) ? opts.source : await resolveSource(root, opts.source, { seed });
+    const source = isIterable(opts.source) ? opts.source : await resolveSource(root, opts.source, { seed });
+    const skip = opts.skipSamples ?? 0;
+    const ids = skip > 0 ? dropFirst(source, skip) : source;
     const table = await loadActionTable(root);
     if (closed) return;
     let work: (id: number, seq: number) => Promise<ProcessedSample>;
@@ -188,10 +201,10 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
     if (nWorkers > 0) {
       pool = new WorkerPool(nWorkers, { root, opts: sampleOpts, seed });
       const p = pool;
-      work = (id, seq) => p.run(seq, id);
+      work = (id, seq) => p.run(seq + skip, id);
       concurrency = nWorkers * (opts.inflightPerWorker ?? 2);
     } else {
-      work = (id, seq) => processSample(root, id, { ...sampleOpts, seed, seq });
+      work = (id, seq) => processSample(root, id, { ...sampleOpts, seed, seq: seq + skip });
       concurrency = opts.inflightPerWorker ?? 2;
     }
     try {

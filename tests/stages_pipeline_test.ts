@@ -68,6 +68,21 @@ Deno.test("same seed gives the same batches with 0, 1 and 2 workers; labels and 
   assert.notDeepEqual(other[0].joints2d, ref[0].joints2d);
 });
 
+Deno.test("skipSamples resumes exactly: batches 2..3 of a run equal a run that skipped 2 batches", async () => {
+  const base: PipelineOptions = {
+    source: "train",
+    batchSize: 3,
+    inputSize: 32,
+    augment: true,
+    seed: 5,
+    workers: 0,
+  };
+  const whole = await collect({ ...base, maxBatches: 4 });
+  const resumed = await collect({ ...base, maxBatches: 2, skipSamples: 6 });
+  assert.deepEqual(resumed[0], whole[2]);
+  assert.deepEqual(resumed[1], whole[3]);
+});
+
 Deno.test("finite test source ends with a short batch; test mode aug3d equals gt3d", async () => {
   const got = await collect({ source: "test", batchSize: 2, inputSize: 32, workers: 0 });
   assert.deepEqual(got.map((b) => Array.from(b.ids)), [[9, 10], [11]]);
