@@ -207,17 +207,16 @@ export function softArgmaxForward(
   rec: Recorder,
   o: SoftArgmaxOptions & { x: Region; stats: Region; outputs: readonly CoordOutput[] },
 ): void {
-  const g = o.grid;
-  const tag = `${g.depth}x${g.height}x${g.width}`;
+  const grid = o.grid;
+  const tag = `${grid.depth}x${grid.height}x${grid.width}`;
+  const pos = ([0, 1, 2] as const).map((axis) => cellCoord(grid, { axis, index: "k" }));
   const part = chunkedKernel(`soft_argmax_partials ${tag}`, {
     ...o,
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `  var a = vec4f(0.0);
   for (var i = lo + lid.x; i < hi; i += ${WG}u) {
     let k = i - g * N;
-    a += x[i] * vec4f(${cellCoord(g, { axis: 0, index: "k" })}, ${cellCoord(g, { axis: 1, index: "k" })}, ${
-      cellCoord(g, { axis: 2, index: "k" })
-    }, 0.0);
+    a += x[i] * vec4f(${pos.join(", ")}, 0.0);
   }
 ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
   if (lid.x == 0u) {
