@@ -10,6 +10,7 @@
  * @module
  */
 
+import { ProgressBar } from "./progress.ts";
 import { join } from "node:path";
 import { Rng } from "../graph/prng.ts";
 import { encodePng } from "./images.ts";
@@ -518,31 +519,12 @@ export async function generateDataset(root: string, opts: GenerateOptions): Prom
 }
 
 /** Formats seconds as 1h02m, 3m05s or 42s. */
-function duration(s: number): string {
-  if (!Number.isFinite(s)) return "--";
-  const t = Math.round(s);
-  if (t >= 3600) return `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, "0")}m`;
-  if (t >= 60) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, "0")}s`;
-  return `${t}s`;
-}
-
-/**
- * A progress callback that draws `[#####.....] done/total  rate samples/s  ETA` on stderr,
- * redrawn at most every 200 ms and finished with a newline.
- */
+/** A progress callback drawing the shared progress bar on stderr. */
 export function stderrProgressBar(label = "synth"): (p: SynthProgress) => void {
-  const enc = new TextEncoder();
-  let last = -Infinity;
+  let bar: ProgressBar | null = null;
   return (p) => {
-    const now = performance.now();
-    if (p.done < p.total && now - last < 200) return;
-    last = now;
-    const width = 30;
-    const filled = Math.round(width * p.done / Math.max(1, p.total));
-    const rate = p.elapsed > 0 ? p.done / p.elapsed : 0;
-    const eta = rate > 0 ? (p.total - p.done) / rate : Infinity;
-    const line = `\r${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.done}/${p.total} ` +
-      `${rate.toFixed(1)} samples/s ETA ${duration(eta)} `;
-    Deno.stderr.writeSync(enc.encode(line + (p.done >= p.total ? "\n" : "")));
+    bar ??= new ProgressBar({ label, total: p.total, unit: "samples/s" });
+    bar.update(p.done);
+    if (p.done >= p.total) bar.finish();
   };
 }
