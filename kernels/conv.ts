@@ -1,0 +1,455 @@
+/**
+ * 2-D convolution (NCHW, weights [K, C/groups, kh, kw], Caffe semantics) as implicit GEMM on the
+ * tiled core of gemm.ts. The three kernels differ only in their load/store hooks:
+ *
+ * | kernel | GEMM per group g (Cg = C/groups, Kg = K/groups) | A | B | C |
+ * |---|---|---|---|---|
+ * | forward | Kg x (N*OH*OW) x (Cg*kh*kw) | weights | im2col(x) | y (+ bias) |
+ * | dgrad | Cg x (N*H*W) x (Kg*kh*kw) | weights, transposed | col2im view of dy | dx (= or +=) |
+ * | wgrad | Kg x (Cg*kh*kw) x (N*OH*OW) | dy | im2col(x), transposed | dw |
+ *
+ * Nothing is materialised: the im2col index arithmetic runs inside the hooks with every size a
+ * literal, so divisions are by constants. dgrad gathers (rather than scatters) so each dx
+ * element is written once, which keeps the result deterministic and lets it accumulate into a
+ * gradient another consumer already wrote. 1x1 stride-1 unpadded convolutions get plain-GEMM
+ * hooks (no index decoding, vec4 loads along pixels). A transposed convolution (deconvolution)
+ * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry.
+ * @module
+ */
+import { type Binding, declare, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
+import { defaultTile, type GemmDims, type GemmHooks, gemmKernel, pickTile, type TileConfig } from "./gemm.ts";
+
+/** Sizes of one convolution, input side to output side. */
+export interface ConvGeometry {
+  /** Batch. */
+  n: number;
+  /** Input channels, height, width. */
+  c: number;
+  h: number;
+  w: number;
+  /** Output channels. */
+  k: number;
+  /** Kernel height and width. */
+  kh: number;
+  kw: number;
+  /** Strides. */
+  sh: number;
+  sw: number;
+  /** Zero padding (both sides). */
+  ph: number;
+  pw: number;
+  /** Channel groups; `groups == c` is depthwise. */
+  groups: number;
+  /** Output height and width. */
+  oh: number;
+  ow: number;
+}
+
+/** Convolution hyper-parameters; scalars apply to both axes. */
+export interface ConvParams {
+  /** Output channels. */
+  k: number;
+  kernel: number | readonly [number, number];
+  stride?: number | readonly [number, number];
+  pad?: number | readonly [number, number];
+  groups?: number;
+}
+
+function pair(v: number | readonly [number, number] | undefined, dflt: number): [number, number] {
+  if (v === undefined) return [dflt, dflt];
+  return typeof v === "number" ? [v, v] : [v[0], v[1]];
+}
+
+/**
+ * The geometry of a convolution over an input of shape [n, c, h, w]. Throws RangeError when
+ * the parameters are invalid or the output would be empty; callers turn that into a ShapeError.
+ */
+export function convGeometry(input: readonly number[], p: ConvParams): ConvGeometry {
+  if (input.length !== 4) throw new RangeError(`expected a 4-D NxCxHxW input`);
+  const [n, c, h, w] = input;
+  const [kh, kw] = pair(p.kernel, 1);
+  const [sh, sw] = pair(p.stride, 1);
+  const [ph, pw] = pair(p.pad, 0);
+  const groups = p.groups ?? 1;
+  const ints = [p.k, kh, kw, sh, sw, groups].every((v) => Number.isInteger(v) && v > 0) &&
+    [ph, pw].every((v) => Number.isInteger(v) && v >= 0);
+  if (!ints) throw new RangeError(`kernel, stride, group and outputs must be positive integers, pad >= 0`);
+  if (c % groups || p.k % groups) {
+    throw new RangeError(`input channels ${c} and outputs ${p.k} must both be divisible by group ${groups}`);
+  }
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1;
+  const ow = Math.floor((w + 2 * pw - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new RangeError(`kernel ${kh}x${kw} with pad ${ph},${pw} does not fit a ${h}x${w} input`);
+  }
+  return { n, c, h, w, k: p.k, kh, kw, sh, sw, ph, pw, groups, oh, ow };
+}
+
+/** True when the convolution is a plain GEMM (1x1, stride 1, no padding). */
+export function isPointwise(g: ConvGeometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+}
+
+/** Multiply-adds of one forward pass (each of dgrad and wgrad costs the same). */
+export function convMacs(g: ConvGeometry): number {
+  return g.n * g.k * g.oh * g.ow * (g.c / g.groups) * g.kh * g.kw;
+}
+
+/** What happens to each finished output value. */
+export interface Epilogue {
+  /** Add bias[channel] (a `bias` binding follows the weights). */
+  bias?: boolean;
+  /** Add into the output instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+/** A tensor binding that is read as vec4 when `vec` (scalar reads then go through a component). */
+function tensor(name: string, access: Binding["access"], vec: boolean): {
+  binding: Binding;
+  at(i: string): string;
+  at4(i: string): string;
+} {
+  return {
+    binding: { name, access, type: vec ? "vec4<f32>" : "f32" },
+    at: (i) => vec ? `${name}[(${i}) / 4u][(${i}) % 4u]` : `${name}[${i}]`,
+    at4: (i) => `${name}[(${i}) / 4u]`,
+  };
+}
+
+/** Statement writing `v` to `ref`, honouring accumulate. */
+function put(ref: string, v: string, acc: boolean | undefined): string {
+  return `${ref} = ${acc ? `${ref} + ` : ""}${v};`;
+}
+
+/** WGSL helpers decoding GEMM indices into image coordinates (all divisors are literals). */
+function decodePrelude(g: ConvGeometry): string {
+  const { kh, kw, oh, ow, h, w } = g;
+  return `
+// k of an im2col column -> (channel in group, kernel row, kernel col)
+fn tap(k: u32) -> vec3u { return vec3u(k / ${u32(kh * kw)}, (k / ${u32(kw)}) % ${u32(kh)}, k % ${u32(kw)}); }
+// flat output pixel -> (image, row, col)
+fn opix(n: u32) -> vec3u { return vec3u(n / ${u32(oh * ow)}, (n / ${u32(ow)}) % ${u32(oh)}, n % ${u32(ow)}); }
+// flat input pixel -> (image, row, col)
+fn ipix(n: u32) -> vec3u { return vec3u(n / ${u32(h * w)}, (n / ${u32(w)}) % ${u32(h)}, n % ${u32(w)}); }`;
+}
+
+/**
+ * x[b, g*Cg + c, y*sh - ph + r, xx*sw - pw + s] or 0 in the padding. Unsigned wrap-around turns
+ * negative coordinates into huge ones, so one `<` per axis covers both edges.
+ */
+function im2colFn(g: ConvGeometry, x: { at(i: string): string }): string {
+  const cg = g.c / g.groups;
+  return `
+fn im2col(grp: u32, t: vec3u, p: vec3u) -> f32 {
+  let iy = p.y * ${u32(g.sh)} + t.y - ${u32(g.ph)};
+  let ix = p.z * ${u32(g.sw)} + t.z - ${u32(g.pw)};
+  if (iy >= ${u32(g.h)} || ix >= ${u32(g.w)}) { return 0.0; }
+  return ${x.at(`((p.x * ${u32(g.c)} + grp * ${u32(cg)} + t.x) * ${u32(g.h)} + iy) * ${u32(g.w)} + ix`)};
+}`;
+}
+
+/** A kernel plus its launch size. */
+export interface ConvKernel {
+  src: KernelSource;
+  groups: [number, number, number];
+}
+
+function shapeLabel(g: ConvGeometry): string {
+  return `${g.n}x${g.c}x${g.h}x${g.w}->${g.k} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}${
+    g.groups > 1 ? ` g${g.groups}` : ""
+  }`;
+}
+
+/** GEMM sizes of the forward pass. */
+export function forwardDims(g: ConvGeometry): GemmDims {
+  return { M: g.k / g.groups, N: g.n * g.oh * g.ow, K: (g.c / g.groups) * g.kh * g.kw, groups: g.groups };
+}
+
+/** GEMM sizes of the input gradient. */
+export function dgradDims(g: ConvGeometry): GemmDims {
+  return { M: g.c / g.groups, N: g.n * g.h * g.w, K: (g.k / g.groups) * g.kh * g.kw, groups: g.groups };
+}
+
+/** GEMM sizes of the weight gradient. */
+export function wgradDims(g: ConvGeometry): GemmDims {
+  return { M: g.k / g.groups, N: (g.c / g.groups) * g.kh * g.kw, K: g.n * g.oh * g.ow, groups: g.groups };
+}
+
+/**
+ * y = conv(x, w) (+ bias). Bindings: x, w, [bias], y.
+ */
+export function convForwardKernel(
+  g: ConvGeometry,
+  opts: { epilogue?: Epilogue; tile: TileConfig },
+): ConvKernel {
+  const ep = opts.epilogue ?? {};
+  const dims = forwardDims(g);
+  const { M, K } = dims;
+  const ohw = g.oh * g.ow, hw = g.h * g.w;
+  const pw = isPointwise(g);
+  const x = tensor("x", "read", pw && hw % 4 === 0);
+  const w = tensor("w", "read", K % 4 === 0);
+  const y = tensor("y", "read_write", ohw % 4 === 0);
+  const bias = (grp: string) => ep.bias ? `bias[${grp} * ${u32(M)} + m]` : "";
+  const yAt = (grp: string, m: string, n: string) =>
+    `(${n} / ${u32(ohw)}) * ${u32(g.k * ohw)} + (${grp} * ${u32(M)} + ${m}) * ${u32(ohw)} + ${n} % ${
+      u32(ohw)
+    }`;
+  const cg = g.c / g.groups;
+  const hooks: GemmHooks = {
+    bindings: [
+      x.binding,
+      w.binding,
+      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+      y.binding,
+    ],
+    prelude: pw ? "" : decodePrelude(g) + im2colFn(g, x),
+    aContiguous: "k",
+    bContiguous: "n",
+    loadA: ({ g: grp, m, k }) => w.at(`(${grp} * ${u32(M)} + ${m}) * ${u32(K)} + ${k}`),
+    loadA4: K % 4 === 0
+      ? ({ g: grp, m, k }) => w.at4(`(${grp} * ${u32(M)} + ${m}) * ${u32(K)} + ${k}`)
+      : undefined,
+    loadB: pw
+      ? ({ g: grp, k, n }) =>
+        x.at(
+          `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${k}) * ${u32(hw)} + ${n} % ${
+            u32(hw)
+          }`,
+        )
+      : ({ g: grp, k, n }) => `im2col(${grp}, tap(${k}), opix(${n}))`,
+    loadB4: pw && hw % 4 === 0
+      ? ({ g: grp, k, n }) =>
+        x.at4(
+          `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${k}) * ${u32(hw)} + ${n} % ${
+            u32(hw)
+          }`,
+        )
+      : undefined,
+    store: ({ g: grp, m, n }, v) =>
+      `{ let m = ${m}; ${put(y.at(yAt(grp, "m", n)), ep.bias ? `${v} + ${bias(grp)}` : v, ep.accumulate)} }`,
+    store4: ohw % 4 === 0
+      ? ({ g: grp, m, n }, v) =>
+        `{ let m = ${m}; ${
+          put(y.at4(yAt(grp, "m", n)), ep.bias ? `${v} + vec4(${bias(grp)})` : v, ep.accumulate)
+        } }`
+      : undefined,
+  };
+  return gemmKernel(`conv_fwd ${shapeLabel(g)}${epLabel(ep)}`, { dims, hooks, tile: opts.tile });
+}
+
+function epLabel(ep: Epilogue): string {
+  return `${ep.bias ? " +bias" : ""}${ep.accumulate ? " acc" : ""}`;
+}
+
+/**
+ * dx = conv_transpose(dy, w), the gradient of the convolution input (also the forward pass of
+ * a deconvolution). Bindings: dy, w, [bias], dx; bias is indexed by input channel.
+ */
+export function convDgradKernel(
+  g: ConvGeometry,
+  opts: { epilogue?: Epilogue; tile: TileConfig },
+): ConvKernel {
+  const ep = opts.epilogue ?? {};
+  const dims = dgradDims(g);
+  const { M } = dims;
+  const kg = g.k / g.groups, cg = g.c / g.groups, taps = g.kh * g.kw;
+  const ohw = g.oh * g.ow, hw = g.h * g.w;
+  const pw = isPointwise(g);
+  const dy = tensor("dy", "read", pw && ohw % 4 === 0);
+  const w = tensor("w", "read", pw && cg % 4 === 0);
+  const dx = tensor("dx", "read_write", hw % 4 === 0);
+  const bias = (grp: string) => ep.bias ? `bias[${grp} * ${u32(M)} + m]` : "";
+  const dxAt = (grp: string, m: string, n: string) =>
+    `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${m}) * ${u32(hw)} + ${n} % ${u32(hw)}`;
+  // Output pixel (oy, ox) reaches input (iy, ix) through tap (r, s) when
+  // iy = oy*sh - ph + r, i.e. oy = (iy + ph - r) / sh exactly; wrap-around rejects negatives.
+  const col2im = `
+fn col2im(grp: u32, t: vec3u, p: vec3u) -> f32 {
+  let ty = p.y + ${u32(g.ph)} - t.y;
+  let tx = p.z + ${u32(g.pw)} - t.z;
+  let oy = ty / ${u32(g.sh)};
+  let ox = tx / ${u32(g.sw)};
+  if (oy >= ${u32(g.oh)} || ox >= ${u32(g.ow)}${g.sh > 1 ? ` || ty % ${u32(g.sh)} != 0u` : ""}${
+    g.sw > 1 ? ` || tx % ${u32(g.sw)} != 0u` : ""
+  }) { return 0.0; }
+  return ${dy.at(`((p.x * ${u32(g.k)} + grp * ${u32(kg)} + t.x) * ${u32(g.oh)} + oy) * ${u32(g.ow)} + ox`)};
+}`;
+  const hooks: GemmHooks = {
+    bindings: [
+      dy.binding,
+      w.binding,
+      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+      dx.binding,
+    ],
+    prelude: pw ? "" : decodePrelude(g) + col2im,
+    // A[c, (kk, r, s)] = w[g*Kg + kk, c, r, s]: runs of kh*kw taps are contiguous along k; for
+    // 1x1 kernels the channel index is the contiguous one.
+    aContiguous: pw ? "m" : "k",
+    bContiguous: "n",
+    loadA: ({ g: grp, m, k }) =>
+      pw ? w.at(`(${grp} * ${u32(kg)} + ${k}) * ${u32(cg)} + ${m}`) : w.at(
+        `((${grp} * ${u32(kg)} + ${k} / ${u32(taps)}) * ${u32(cg)} + ${m}) * ${u32(taps)} + ${k} % ${
+          u32(taps)
+        }`,
+      ),
+    loadA4: pw && cg % 4 === 0
+      ? ({ g: grp, m, k }) => w.at4(`(${grp} * ${u32(kg)} + ${k}) * ${u32(cg)} + ${m}`)
+      : undefined,
+    loadB: pw
+      ? ({ g: grp, k, n }) =>
+        dy.at(
+          `(${n} / ${u32(hw)}) * ${u32(g.k * hw)} + (${grp} * ${u32(kg)} + ${k}) * ${u32(hw)} + ${n} % ${
+            u32(hw)
+          }`,
+        )
+      : ({ g: grp, k, n }) => `col2im(${grp}, tap(${k}), ipix(${n}))`,
+    loadB4: pw && hw % 4 === 0
+      ? ({ g: grp, k, n }) =>
+        dy.at4(
+          `(${n} / ${u32(hw)}) * ${u32(g.k * hw)} + (${grp} * ${u32(kg)} + ${k}) * ${u32(hw)} + ${n} % ${
+            u32(hw)
+          }`,
+        )
+      : undefined,
+    store: ({ g: grp, m, n }, v) =>
+      `{ let m = ${m}; ${
+        put(dx.at(dxAt(grp, "m", n)), ep.bias ? `${v} + ${bias(grp)}` : v, ep.accumulate)
+      } }`,
+    store4: hw % 4 === 0
+      ? ({ g: grp, m, n }, v) =>
+        `{ let m = ${m}; ${
+          put(dx.at4(dxAt(grp, "m", n)), ep.bias ? `${v} + vec4(${bias(grp)})` : v, ep.accumulate)
+        } }`
+      : undefined,
+  };
+  return gemmKernel(`conv_dgrad ${shapeLabel(g)}${epLabel(ep)}`, { dims, hooks, tile: opts.tile });
+}
+
+/**
+ * dw = sum over images and output pixels of dy x im2col(x), overwriting dw.
+ * Bindings: dy, x, dw.
+ */
+export function convWgradKernel(g: ConvGeometry, opts: { tile: TileConfig }): ConvKernel {
+  const dims = wgradDims(g);
+  const { M, N } = dims;
+  const cg = g.c / g.groups;
+  const ohw = g.oh * g.ow, hw = g.h * g.w;
+  const pw = isPointwise(g);
+  const dy = tensor("dy", "read", ohw % 4 === 0);
+  const x = tensor("x", "read", pw && hw % 4 === 0);
+  const dw = tensor("dw", "read_write", N % 4 === 0);
+  const dyAt = (grp: string, m: string, k: string) =>
+    `(${k} / ${u32(ohw)}) * ${u32(g.k * ohw)} + (${grp} * ${u32(M)} + ${m}) * ${u32(ohw)} + ${k} % ${
+      u32(ohw)
+    }`;
+  const xAt = (grp: string, n: string, k: string) =>
+    `(${k} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${n}) * ${u32(hw)} + ${k} % ${u32(hw)}`;
+  const hooks: GemmHooks = {
+    bindings: [dy.binding, x.binding, dw.binding],
+    prelude: pw ? "" : decodePrelude(g) + im2colFn(g, x),
+    aContiguous: "k",
+    bContiguous: "k",
+    loadA: ({ g: grp, m, k }) => dy.at(dyAt(grp, m, k)),
+    loadA4: ohw % 4 === 0 ? ({ g: grp, m, k }) => dy.at4(dyAt(grp, m, k)) : undefined,
+    loadB: pw
+      ? ({ g: grp, k, n }) => x.at(xAt(grp, n, k))
+      : ({ g: grp, k, n }) => `im2col(${grp}, tap(${n}), opix(${k}))`,
+    loadB4: pw && hw % 4 === 0 ? ({ g: grp, k, n }) => x.at4(xAt(grp, n, k)) : undefined,
+    store: ({ g: grp, m, n }, v) => `${dw.at(`(${grp} * ${u32(M)} + ${m}) * ${u32(N)} + ${n}`)} = ${v};`,
+    store4: N % 4 === 0
+      ? ({ g: grp, m, n }, v) => `${dw.at4(`(${grp} * ${u32(M)} + ${m}) * ${u32(N)} + ${n}`)} = ${v};`
+      : undefined,
+  };
+  return gemmKernel(`conv_wgrad ${shapeLabel(g)}`, { dims, hooks, tile: opts.tile });
+}
+
+const BIAS_WG = 256;
+
+/**
+ * db[k] = sum over images and pixels of dy[b, k, :, :], one workgroup per channel with a fixed
+ * summation order (deterministic, no atomics). Bindings: dy, db.
+ */
+export function biasGradKernel(dims: { n: number; k: number; hw: number }): ConvKernel {
+  const { n, k, hw } = dims;
+  const code = `${declare([{ name: "dy", access: "read" }, { name: "db", access: "read_write" }])}
+var<workgroup> sh: array<f32, ${BIAS_WG}>;
+@compute @workgroup_size(${BIAS_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let ch = wid.x + wid.y * 65535u;
+  if (ch >= ${u32(k)}) { return; }
+  var acc = 0.0;
+  for (var b = 0u; b < ${u32(n)}; b++) {
+    let base = (b * ${u32(k)} + ch) * ${u32(hw)};
+    for (var i = lid.x; i < ${u32(hw)}; i += ${u32(BIAS_WG)}) { acc += dy[base + i]; }
+  }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${u32(BIAS_WG / 2)}; s > 0u; s >>= 1u) {
+    if (lid.x < s) { sh[lid.x] += sh[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { db[ch] = sh[0]; }
+}`;
+  const gx = Math.min(k, 65535), gy = Math.ceil(k / 65535);
+  return { src: { label: `conv_bias_grad ${n}x${k}x${hw}`, code }, groups: [gx, gy, 1] };
+}
+
+/** Tile options shared by the record helpers. */
+export interface TileOptions {
+  /** Base tile (default: the adapter's); fitted to each GEMM with pickTile. */
+  tile?: TileConfig;
+}
+
+function tileFor(rec: Recorder, dims: GemmDims, o: TileOptions): TileConfig {
+  return pickTile(dims, o.tile ?? defaultTile(rec.kernels.gpu));
+}
+
+/** Records y (+)= conv(x, w) (+ bias). */
+export function recordConvForward(
+  rec: Recorder,
+  io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
+  opts: TileOptions & { accumulate?: boolean } = {},
+): void {
+  const g = io.geometry;
+  const k = convForwardKernel(g, {
+    epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
+    tile: tileFor(rec, forwardDims(g), opts),
+  });
+  rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
+}
+
+/** Records dx (+)= conv_transpose(dy, w) (+ bias per input channel). */
+export function recordConvDgrad(
+  rec: Recorder,
+  io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
+  opts: TileOptions & { accumulate?: boolean } = {},
+): void {
+  const g = io.geometry;
+  const k = convDgradKernel(g, {
+    epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
+    tile: tileFor(rec, dgradDims(g), opts),
+  });
+  rec.dispatch(k.src, [io.dy, io.w, ...(io.bias ? [io.bias] : []), io.dx], k.groups);
+}
+
+/** Records dw = weight gradient of conv(x, w) given dy. */
+export function recordConvWgrad(
+  rec: Recorder,
+  io: { dy: Region; x: Region; dw: Region; geometry: ConvGeometry },
+  opts: TileOptions = {},
+): void {
+  const g = io.geometry;
+  const k = convWgradKernel(g, { tile: tileFor(rec, wgradDims(g), opts) });
+  rec.dispatch(k.src, [io.dy, io.x, io.dw], k.groups);
+}
+
+/** Records db[k] = sum of dy over images and pixels of channel k (dy is [n, k, hw]). */
+export function recordBiasGrad(
+  rec: Recorder,
+  io: { dy: Region; db: Region },
+  dims: { n: number; k: number; hw: number },
+): void {
+  const k = biasGradKernel(dims);
+  rec.dispatch(k.src, [io.dy, io.db], k.groups);
+}

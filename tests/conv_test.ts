@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { sharedGpu } from "../graph/device.ts";
+import { createRegion, download } from "../graph/tensor.ts";
+import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
+import {
+  type ConvGeometry,
+  convGeometry,
+  type ConvParams,
+  recordBiasGrad,
+  recordConvDgrad,
+  recordConvForward,
+  recordConvWgrad,
+} from "../kernels/conv.ts";
+import { CPU_TILE, GPU_TILE, parseTile, pickTile, recordGemm, type TileConfig } from "../kernels/gemm.ts";
+import { Convolution } from "../graph/layers/convolution.ts";
+import { Net } from "../graph/net.ts";
+import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
+import { biasGradRef, convDgradRef, convForwardRef, convWgradRef, gemmRef } from "./reference/conv.ts";
+
+// f32 GPU sums against f64 references over at most a few hundred terms in [-1, 1].
+const TOL = { atol: 2e-5, rtol: 1e-4 };
+
+/** Runs forward (+bias, accumulating onto y0), dgrad (accumulating onto dx0), wgrad, bias grad. */
+async function runAll(g: ConvGeometry, tile: TileConfig | undefined, seed: number) {
+  const gpu = await sharedGpu();
+  const xN = g.n * g.c * g.h * g.w, yN = g.n * g.k * g.oh * g.ow;
+  const wN = g.k * (g.c / g.groups) * g.kh * g.kw;
+  const x = randomArray(xN, seed), w = randomArray(wN, seed + 1), bias = randomArray(g.k, seed + 2);
+  const dy = randomArray(yN, seed + 3), y0 = randomArray(yN, seed + 4), dx0 = randomArray(xN, seed + 5);
+  const r = {
+    x: createRegion(gpu, x),
+    w: createRegion(gpu, w),
+    bias: createRegion(gpu, bias),
+    dy: createRegion(gpu, dy),
+    y: createRegion(gpu, y0),
+    yb: createRegion(gpu, yN),
+    dx: createRegion(gpu, dx0),
+    dxo: createRegion(gpu, xN),
+    dw: createRegion(gpu, randomArray(wN, seed + 6)),
+    db: createRegion(gpu, g.k),
+  };
+  const rec = new Recorder(new KernelCache(gpu));
+  const opts = { tile };
+  recordConvForward(rec, { x: r.x, w: r.w, y: r.y, geometry: g }, { ...opts, accumulate: true });
+  recordConvForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.yb, geometry: g }, opts);
+  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g }, { ...opts, accumulate: true });
+  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxo, geometry: g }, opts);
+  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, geometry: g }, opts);
+  recordBiasGrad(rec, { dy: r.dy, db: r.db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
+  await rec.kernels.check();
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  encodeDispatches(pass, rec.dispatches);
+  pass.end();
+  gpu.device.queue.submit([enc.finish()]);
+  const out = {
+    yAcc: await download(gpu, r.y),
+    yBias: await download(gpu, r.yb),
+    dxAcc: await download(gpu, r.dx),
+    dx: await download(gpu, r.dxo),
+    dw: await download(gpu, r.dw),
+    db: await download(gpu, r.db),
+  };
+  for (const v of Object.values(r)) v.buffer.destroy();
+  const yRef = convForwardRef(g, x, w);
+  const dxRef = convDgradRef(g, dy, w);
+  return {
+    out,
+    ref: {
+      yAcc: yRef.map((v, i) => v + y0[i]),
+      yBias: convForwardRef(g, x, w, bias),
+      dxAcc: dxRef.map((v, i) => v + dx0[i]),
+      dx: dxRef,
+      dw: convWgradRef(g, dy, x),
+      db: biasGradRef(dy, { n: g.n, k: g.k, hw: g.oh * g.ow }),
+    },
+  };
+}
+
+const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
+  { name: "1x1 (plain GEMM, vec4 pixels)", input: [2, 8, 4, 4], p: { k: 12, kernel: 1 } },
+  { name: "1x1 odd sizes", input: [1, 3, 5, 3], p: { k: 5, kernel: 1 } },
+  { name: "3x3 pad 1", input: [2, 5, 7, 6], p: { k: 6, kernel: 3, pad: 1 } },
+  { name: "7x7 stride 2 pad 3", input: [1, 3, 13, 11], p: { k: 8, kernel: 7, stride: 2, pad: 3 } },
+  { name: "3x3 stride 2 no pad", input: [2, 4, 9, 8], p: { k: 4, kernel: 3, stride: 2 } },
+  { name: "groups 2", input: [2, 6, 6, 5], p: { k: 8, kernel: 3, pad: 1, groups: 2 } },
+  { name: "depthwise 3x3", input: [2, 6, 5, 7], p: { k: 6, kernel: 3, pad: 1, groups: 6 } },
+  { name: "depthwise 4x4 s2 p1", input: [1, 4, 8, 6], p: { k: 4, kernel: 4, stride: 2, pad: 1, groups: 4 } },
+  {
+    name: "non-square 3x5 s2x1 p1x2",
+    input: [1, 4, 8, 9],
+    p: { k: 5, kernel: [3, 5], stride: [2, 1], pad: [1, 2] },
+  },
+  { name: "1x1 stride 2 (not pointwise)", input: [1, 4, 6, 6], p: { k: 4, kernel: 1, stride: 2 } },
+];
+
+const TILES: [string, TileConfig | undefined][] = [
+  ["adapter tile", undefined],
+  // Small tiles: many workgroups, partial tiles on every edge, scalar (tm, tn < 4) paths.
+  ["tile 8x16x4/2x4", parseTile("8x16x4/2x4")],
+  ["tile 16x8x8/4x1", parseTile("16x8x8/4x1")],
+];
+
+for (const [ci, c] of CONFIGS.entries()) {
+  Deno.test(`conv kernels: ${c.name} match the CPU twin (forward+bias, accumulate, dgrad, wgrad, bias grad)`, async () => {
+    const g = convGeometry(c.input, c.p);
+    for (const [ti, [tname, tile]] of TILES.entries()) {
+      const { out, ref } = await runAll(g, tile, 100 * ci + 10 * ti);
+      for (const key of Object.keys(ref) as (keyof typeof ref)[]) {
+        assertClose(out[key], ref[key], { ...TOL, what: `${c.name}, ${tname}: ${key}` });
+      }
+    }
+  });
+}
+
+Deno.test("gemm: batched plain GEMM matches the CPU twin (vec4 and scalar layouts, accumulate)", async () => {
+  const gpu = await sharedGpu();
+  for (
+    const [M, N, K, tile] of [[20, 36, 12, "8x16x4/4x4"], [7, 9, 5, "8x8x4/2x2"], [
+      64,
+      64,
+      32,
+      undefined,
+    ]] as const
+  ) {
+    const batch = 2;
+    const A = randomArray(batch * M * K, M),
+      B = randomArray(batch * K * N, N),
+      C0 = randomArray(batch * M * N, K);
+    const a = createRegion(gpu, A), b = createRegion(gpu, B), c = createRegion(gpu, C0);
+    const rec = new Recorder(new KernelCache(gpu));
+    recordGemm(rec, { a, b, c }, {
+      M,
+      N,
+      K,
+      batch,
+      accumulate: true,
+      tile: tile ? parseTile(tile) : undefined,
+    });
+    await rec.kernels.check();
+    const enc = gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encodeDispatches(pass, rec.dispatches);
+    pass.end();
+    gpu.device.queue.submit([enc.finish()]);
+    const got = await download(gpu, c);
+    const want = new Float32Array(batch * M * N);
+    for (let i = 0; i < batch; i++) {
+      const r = gemmRef(A.subarray(i * M * K), B.subarray(i * K * N), { M, N, K });
+      for (let j = 0; j < M * N; j++) want[i * M * N + j] = r[j] + C0[i * M * N + j];
+    }
+    assertClose(got, want, { ...TOL, what: `gemm ${M}x${N}x${K}` });
+    for (const r of [a, b, c]) r.buffer.destroy();
+  }
+});
+
+Deno.test("gemm: pickTile shrinks to skinny problems and keeps tiles valid", () => {
+  const dw = pickTile({ M: 1, N: 4096, K: 16 }, CPU_TILE);
+  assert.equal(dw.bm, 1);
+  assert.equal(dw.tm, 1);
+  assert.ok(dw.bn >= 64, `depthwise tile ${JSON.stringify(dw)} keeps enough columns`);
+  const thin = pickTile({ M: 128, N: 9, K: 4096 }, GPU_TILE);
+  assert.ok(thin.bn <= 16, `wgrad of a 1-channel 3x3 conv: ${JSON.stringify(thin)}`);
+  assert.deepEqual(pickTile({ M: 512, N: 4096, K: 512 }, CPU_TILE), CPU_TILE);
+  assert.throws(() => parseTile("64x64x16/3x4"), /bm % tm/);
+});
+
+Deno.test("convolution: shape errors name the layer and both shapes", async () => {
+  const gpu = await sharedGpu();
+  const build = (input: number[], o: Partial<ConstructorParameters<typeof Convolution>[1]>) =>
+    Net.build(gpu, {
+      inputs: { x: input },
+      layers: [new Convolution("conv_bad", { bottom: "x", top: "y", numOutput: 4, kernel: 3, ...o })],
+    });
+  await assert.rejects(() => build([1, 3, 8, 8], { group: 2 }), /layer "conv_bad".*group 2.*1x3x8x8/);
+  await assert.rejects(() => build([1, 3, 2, 2], {}), /layer "conv_bad".*kernel 3x3.*1x3x2x2/);
+  await assert.rejects(() => build([3, 8, 8], {}), /layer "conv_bad".*NxCxHxW.*3x8x8/);
+});
+
+Deno.test("convolution layer: forward and backward match the CPU twin; gradient check", async () => {
+  const shape = [2, 4, 6, 5];
+  const layer = new Convolution("conv", {
+    bottom: "x",
+    top: "y",
+    numOutput: 6,
+    kernel: 3,
+    pad: 1,
+    stride: [1, 2],
+    group: 2,
+    weightFiller: { type: "gaussian", std: 0.3 },
+    biasFiller: { type: "uniform", min: -0.5, max: 0.5 },
+  });
+  const p = await probe(layer, [shape]);
+  const x = randomArray(2 * 4 * 6 * 5, 5);
+  p.set([x]);
+  const g = convGeometry(shape, { k: 6, kernel: 3, pad: 1, stride: [1, 2], groups: 2 });
+  const w = await p.net.readParam("conv.weight"), b = await p.net.readParam("conv.bias");
+  const [y] = await p.forward();
+  assertClose(y, convForwardRef(g, x, w, b), { ...TOL, what: "conv layer forward" });
+  const grads = await p.backward();
+  assertClose(grads.bottoms[0], convDgradRef(g, p.r[0], w), { ...TOL, what: "conv layer dx" });
+  assertClose(grads.params[0], convWgradRef(g, p.r[0], x), { ...TOL, what: "conv layer dw" });
+  assertClose(grads.params[1], biasGradRef(p.r[0], { n: 2, k: 6, hw: g.oh * g.ow }), {
+    ...TOL,
+    what: "conv layer db",
+  });
+  await gradcheck(p, [x]);
+  p.net.destroy();
+});
+
+Deno.test("convolution layer: defaults follow the seed (gaussian 0.01, bias 0, lr 1/2, decay 1/0)", async () => {
+  const gpu = await sharedGpu();
+  const net = await Net.build(gpu, {
+    inputs: { x: [1, 2, 4, 4] },
+    layers: [new Convolution("c", { bottom: "x", top: "y", numOutput: 3, kernel: 1, bias: true })],
+  });
+  const w = net.param("c.weight"), b = net.param("c.bias");
+  assert.deepEqual([w.decl.shape, w.decl.lrMult, w.decl.decayMult], [[3, 2, 1, 1], 1, 1]);
+  assert.deepEqual([b.decl.shape, b.decl.lrMult, b.decl.decayMult], [[3], 2, 0]);
+  assert.deepEqual(w.decl.filler, { type: "gaussian", std: 0.01 });
+  assert.deepEqual(await net.readParam("c.bias"), new Float32Array(3));
+  net.destroy();
+});
