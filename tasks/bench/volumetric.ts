@@ -4,7 +4,7 @@
  * Each figure is the median wall time of several submits, each awaited to completion, so it
  * includes one submit's overhead; per-sample figures divide by the batch.
  *
- *   deno run -A tasks/bench/volumetric.ts [--runs 7] [--batch 3] [--depth-bins 64] [--size 64]
+ *   deno run -A tasks/bench/volumetric.ts [--runs 9] [--batch 3] [--depth-bins 64] [--size 64]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -24,7 +24,7 @@ export interface VolumetricBenchOptions {
   joints?: number;
   size?: number;
   depthBins?: number;
-  /** Timed runs per figure (the median is reported; default 7). */
+  /** Timed runs per figure (the median is reported; default 9). */
   runs?: number;
   /** Untimed runs first, to compile and warm caches (default 2). */
   warmup?: number;
@@ -60,17 +60,28 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function timeIt(gpu: Gpu, run: () => void, runs: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) run();
+/**
+ * Median wall time of each of `runs` (awaited one by one). The callbacks are interleaved run by
+ * run, so load from other processes drifts into all of them alike and their differences stay
+ * meaningful.
+ */
+async function timeEach(
+  gpu: Gpu,
+  fns: (() => void)[],
+  o: { runs: number; warmup: number },
+): Promise<number[]> {
+  for (let i = 0; i < o.warmup; i++) for (const f of fns) f();
   await gpu.device.queue.onSubmittedWorkDone();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    run();
-    await gpu.device.queue.onSubmittedWorkDone();
-    times.push(performance.now() - t0);
+  const times: number[][] = fns.map(() => []);
+  for (let i = 0; i < o.runs; i++) {
+    for (const [k, f] of fns.entries()) {
+      const t0 = performance.now();
+      f();
+      await gpu.device.queue.onSubmittedWorkDone();
+      times[k].push(performance.now() - t0);
+    }
   }
-  return median(times);
+  return times.map(median);
 }
 
 async function build(gpu: Gpu, inputs: Record<string, Shape>, layers: Layer[], train: boolean): Promise<Net> {
@@ -85,7 +96,7 @@ async function build(gpu: Gpu, inputs: Record<string, Shape>, layers: Layer[], t
 export async function benchVolumetric(opts: VolumetricBenchOptions = {}): Promise<VolumetricBenchResult> {
   const gpu = opts.gpu ?? await sharedGpu();
   const B = opts.batch ?? 3, J = opts.joints ?? 16, S = opts.size ?? 64, D = opts.depthBins ?? 64;
-  const runs = opts.runs ?? 7, warmup = opts.warmup ?? 2;
+  const runs = opts.runs ?? 9, warmup = opts.warmup ?? 2;
   const rng = new Rng(5);
   const joints = rng.fillUniform(new Float32Array(B * J * 2), 0.1, 0.9);
   const depth = rng.fillUniform(new Float32Array(B * J), 0.1, 0.9);
@@ -96,7 +107,7 @@ export async function benchVolumetric(opts: VolumetricBenchOptions = {}): Promis
   ], false);
   render.setInput("joints", joints);
   render.setInput("depth", depth);
-  const renderMs = await timeIt(gpu, () => render.forward(), runs, warmup);
+  const [renderMs] = await timeEach(gpu, [() => render.forward()], { runs, warmup });
   render.destroy();
 
   const head = await build(gpu, { logits: volume, gt: [B, J, 3] }, [
@@ -106,8 +117,10 @@ export async function benchVolumetric(opts: VolumetricBenchOptions = {}): Promis
   ], true);
   head.setInput("logits", rng.fillUniform(new Float32Array(B * J * D * S * S), 0, 1));
   head.setInput("gt", rng.fillUniform(new Float32Array(B * J * 3), 0.1, 0.9));
-  const forwardMs = await timeIt(gpu, () => head.forward(), runs, warmup);
-  const stepMs = await timeIt(gpu, () => head.step(), runs, warmup);
+  const [forwardMs, stepMs] = await timeEach(gpu, [() => head.forward(), () => head.step()], {
+    runs,
+    warmup,
+  });
   await head.readScalars();
   head.destroy();
 
