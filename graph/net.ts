@@ -674,6 +674,79 @@ export class Net {
     return download(this.gpu, b.data);
   }
 
+  /**
+   * Times every dispatch of a program with GPU timestamp queries (each dispatch in its own
+   * compute pass, the whole program in one submit). Falls back to running each dispatch alone
+   * and waiting for it when the device has no timestamp queries (then the times include the
+   * submit overhead). Returns milliseconds per kernel label summed over repeats, slowest first.
+   */
+  async profile(
+    phase: "train" | "infer" = "train",
+    repeats = 1,
+  ): Promise<{ label: string; ms: number; count: number }[]> {
+    const list = phase === "train" ? this.#train : this.#infer.get(this.#globalStats);
+    if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
+    const device = this.gpu.device;
+    if (phase === "train") {
+      device.queue.writeBuffer(this.#hyper, 0, this.solver!.hyper(this.iter) as Float32Array<ArrayBuffer>);
+    }
+    const by = new Map<string, { ms: number; count: number }>();
+    const add = (label: string, ms: number) => {
+      const e = by.get(label) ?? { ms: 0, count: 0 };
+      e.ms += ms;
+      e.count++;
+      by.set(label, e);
+    };
+    const chunk = 2048; // query pairs per query set
+    for (let r = 0; r < repeats; r++) {
+      if (!this.gpu.features.timestampQuery) {
+        for (const d of list) {
+          const t = performance.now();
+          this.#submit([d]);
+          await device.queue.onSubmittedWorkDone();
+          add(d.label, performance.now() - t);
+        }
+        continue;
+      }
+      for (let c0 = 0; c0 < list.length; c0 += chunk) {
+        const part = list.slice(c0, c0 + chunk);
+        const qs = device.createQuerySet({ type: "timestamp", count: 2 * part.length });
+        const resolve = device.createBuffer({
+          size: 16 * part.length,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        });
+        const read = device.createBuffer({
+          size: 16 * part.length,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        });
+        const enc = device.createCommandEncoder();
+        part.forEach((d, k) => {
+          const pass = enc.beginComputePass({
+            timestampWrites: {
+              querySet: qs,
+              beginningOfPassWriteIndex: 2 * k,
+              endOfPassWriteIndex: 2 * k + 1,
+            },
+          });
+          encodeDispatches(pass, [d]);
+          pass.end();
+        });
+        enc.resolveQuerySet(qs, 0, 2 * part.length, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * part.length);
+        device.queue.submit([enc.finish()]);
+        await read.mapAsync(GPUMapMode.READ);
+        const ts = new BigUint64Array(read.getMappedRange().slice(0));
+        read.unmap();
+        part.forEach((d, k) => add(d.label, Number(ts[2 * k + 1] - ts[2 * k]) / 1e6));
+        qs.destroy();
+        resolve.destroy();
+        read.destroy();
+      }
+    }
+    this.#accCount += repeats;
+    return [...by.entries()].map(([label, v]) => ({ label, ...v })).sort((a, b) => b.ms - a.ms);
+  }
+
   /** Reads a blob's gradient (training nets; zero-length when no gradient flows to it). */
   async readDiff(name: string): Promise<Float32Array> {
     const b = this.#blobs.get(name);
