@@ -1,0 +1,116 @@
+/**
+ * A training run's complete configuration, saved as `config.json` in the run folder so that a
+ * resumed run, and the evaluation of any of its checkpoints, rebuild exactly the same network.
+ * @module
+ */
+import type { HourglassConfig } from "./hourglass.ts";
+import { CLEAN, heatmap3dWeight, type LegacyFlags, type LossConfig, type PoseNetConfig } from "./pose_net.ts";
+import type { LrPolicy, Solver } from "../solver.ts";
+import { Adam, RMSProp, SGD } from "../solver.ts";
+
+/** One coarse-to-fine stage: its depth and how many iterations it trains. */
+export interface StageSpec {
+  d2: number;
+  iters: number;
+}
+
+/** Solver settings (Caffe names). */
+export interface SolverSpec {
+  type: "rmsprop" | "sgd" | "adam";
+  baseLr: number;
+  policy: LrPolicy;
+  weightDecay: number;
+  momentum?: number;
+  rmsDecay?: number;
+  delta?: number;
+}
+
+/** Everything a run needs. */
+export interface RunConfig {
+  format: "volpose-run/1";
+  /** Dataset root. */
+  data: string;
+  preset: string;
+  /** Model structure; its d2 is replaced per stage. */
+  model: HourglassConfig;
+  schedule: StageSpec[];
+  batch: number;
+  solver: SolverSpec;
+  /** Loss weights; heatmap3d "seed" follows the seed's ratio per d2. */
+  losses: Omit<LossConfig, "heatmap3d"> & { heatmap3d: number | "seed" };
+  softmaxScale: number;
+  legacy: LegacyFlags & { augment: boolean; unswappedDepth: boolean };
+  channelOrder: "bgr" | "rgb";
+  seed: number;
+  workers: number;
+  /** Read scalars (and log) every this many iterations. */
+  display: number;
+  /** Checkpoint every this many iterations (and at the end of every stage, and on Ctrl-C). */
+  snapshot: number;
+  /** Held-out evaluation every this many iterations (0 = never). */
+  evalEvery: number;
+  /** Held-out samples per evaluation. */
+  evalSamples: number;
+}
+
+/** The network configuration of stage `d2`. */
+export function stageNetConfig(
+  run: RunConfig,
+  d2: number,
+  opts: { batch?: number; perSampleErrors?: boolean } = {},
+): PoseNetConfig {
+  return {
+    model: { ...run.model, d2 },
+    batch: opts.batch ?? run.batch,
+    losses: {
+      ...run.losses,
+      heatmap3d: run.losses.heatmap3d === "seed" ? heatmap3dWeight(d2) : run.losses.heatmap3d,
+    },
+    softmaxScale: run.softmaxScale,
+    legacy: { ...CLEAN, ...run.legacy },
+    perSampleErrors: opts.perSampleErrors,
+  };
+}
+
+/** A solver from its settings. */
+export function makeSolver(spec: SolverSpec): Solver {
+  const common = { baseLr: spec.baseLr, policy: spec.policy, weightDecay: spec.weightDecay };
+  switch (spec.type) {
+    case "rmsprop":
+      return new RMSProp({ ...common, rmsDecay: spec.rmsDecay, delta: spec.delta });
+    case "sgd":
+      return new SGD({ ...common, momentum: spec.momentum });
+    case "adam":
+      return new Adam(common);
+  }
+}
+
+/** Iteration at which each stage starts and ends (the count carries across stages). */
+export function stageBounds(schedule: readonly StageSpec[]): { start: number; end: number }[] {
+  let at = 0;
+  return schedule.map((s) => {
+    const b = { start: at, end: at + s.iters };
+    at = b.end;
+    return b;
+  });
+}
+
+/** Parses and checks a saved config; errors name the file and the field. */
+export function parseRunConfig(text: string, path: string): RunConfig {
+  let v: RunConfig;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: expected a JSON run configuration, got invalid JSON (${(e as Error).message})`);
+  }
+  if (v?.format !== "volpose-run/1") throw new Error(`${path}: expected "format": "volpose-run/1"`);
+  for (
+    const k of ["data", "preset", "model", "schedule", "batch", "solver", "losses", "legacy", "seed"] as const
+  ) {
+    if (v[k] === undefined) throw new Error(`${path}: missing field "${k}"`);
+  }
+  if (!Array.isArray(v.schedule) || v.schedule.length === 0) {
+    throw new Error(`${path}: "schedule" must list stages`);
+  }
+  return v;
+}
