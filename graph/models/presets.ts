@@ -70,6 +70,8 @@ export function modelConfig(name: string, over: ModelOverrides = {}): HourglassC
   }
   const base = PRESETS[name as PresetName];
   const out: HourglassConfig = { ...base, stem: [...base.stem] as [number, number] };
-  for (const [k, v] of Object.entries(over)) if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(over)) {
+    if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
+  }
   return out;
 }
