@@ -116,9 +116,34 @@ function tensor(name: string, access: Binding["access"], vec: boolean): {
   };
 }
 
-/** Statement writing `v` to `ref`, honouring accumulate. */
-function put(ref: string, v: string, acc: boolean | undefined): string {
-  return `${ref} = ${acc ? `${ref} + ` : ""}${v};`;
+/**
+ * Flat NCHW index of pixel `n` (image-major over `images x hw` pixels) of channel `ch` in a
+ * tensor with `channels` channels of `hw` pixels each.
+ */
+function pixelAt(n: string, ch: string, t: { channels: number; hw: number }): string {
+  return `(${n} / ${u32(t.hw)}) * ${u32(t.channels * t.hw)} + (${ch}) * ${u32(t.hw)} + ${n} % ${u32(t.hw)}`;
+}
+
+/**
+ * Store hooks writing C[m, n] of group g to `out` at `at(g, m, n)`, adding bias[g * M + m] and
+ * accumulating as the epilogue asks; the vec4 form when `out` is read as vec4.
+ */
+function epilogue(
+  out: ReturnType<typeof tensor>,
+  o: { at: (grp: string, m: string, n: string) => string; M: number; ep: Epilogue; vec: boolean },
+): Pick<GemmHooks, "store" | "store4"> {
+  const value = (grp: string, v: string, vec: boolean) => {
+    if (!o.ep.bias) return v;
+    const b = `bias[${grp} * ${u32(o.M)} + m]`;
+    return `${v} + ${vec ? `vec4(${b})` : b}`;
+  };
+  const put = (ref: string, v: string) => `${ref} = ${o.ep.accumulate ? `${ref} + ` : ""}${v};`;
+  return {
+    store: ({ g, m, n }, v) => `{ let m = ${m}; ${put(out.at(o.at(g, "m", n)), value(g, v, false))} }`,
+    store4: o.vec
+      ? ({ g, m, n }, v) => `{ let m = ${m}; ${put(out.at4(o.at(g, "m", n)), value(g, v, true))} }`
+      : undefined,
+  };
 }
 
 /** WGSL helpers decoding GEMM indices into image coordinates (all divisors are literals). */
@@ -190,12 +215,11 @@ export function convForwardKernel(
   const x = tensor("x", "read", pw && hw % 4 === 0);
   const w = tensor("w", "read", K % 4 === 0);
   const y = tensor("y", "read_write", ohw % 4 === 0);
-  const bias = (grp: string) => ep.bias ? `bias[${grp} * ${u32(M)} + m]` : "";
-  const yAt = (grp: string, m: string, n: string) =>
-    `(${n} / ${u32(ohw)}) * ${u32(g.k * ohw)} + (${grp} * ${u32(M)} + ${m}) * ${u32(ohw)} + ${n} % ${
-      u32(ohw)
-    }`;
   const cg = g.c / g.groups;
+  const yAt = (grp: string, m: string, n: string) =>
+    pixelAt(n, `${grp} * ${u32(M)} + ${m}`, { channels: g.k, hw: ohw });
+  const xAt = (grp: string, k: string, n: string) =>
+    pixelAt(n, `${grp} * ${u32(cg)} + ${k}`, { channels: g.c, hw });
   const hooks: GemmHooks = {
     bindings: [
       x.binding,
@@ -211,29 +235,10 @@ export function convForwardKernel(
       ? ({ g: grp, m, k }) => w.at4(`(${grp} * ${u32(M)} + ${m}) * ${u32(K)} + ${k}`)
       : undefined,
     loadB: pw
-      ? ({ g: grp, k, n }) =>
-        x.at(
-          `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${k}) * ${u32(hw)} + ${n} % ${
-            u32(hw)
-          }`,
-        )
+      ? ({ g: grp, k, n }) => x.at(xAt(grp, k, n))
       : ({ g: grp, k, n }) => `im2col(${grp}, tap(${k}), opix(${n}))`,
-    loadB4: pw && hw % 4 === 0
-      ? ({ g: grp, k, n }) =>
-        x.at4(
-          `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${k}) * ${u32(hw)} + ${n} % ${
-            u32(hw)
-          }`,
-        )
-      : undefined,
-    store: ({ g: grp, m, n }, v) =>
-      `{ let m = ${m}; ${put(y.at(yAt(grp, "m", n)), ep.bias ? `${v} + ${bias(grp)}` : v, ep.accumulate)} }`,
-    store4: ohw % 4 === 0
-      ? ({ g: grp, m, n }, v) =>
-        `{ let m = ${m}; ${
-          put(y.at4(yAt(grp, "m", n)), ep.bias ? `${v} + vec4(${bias(grp)})` : v, ep.accumulate)
-        } }`
-      : undefined,
+    loadB4: pw && hw % 4 === 0 ? ({ g: grp, k, n }) => x.at4(xAt(grp, k, n)) : undefined,
+    ...epilogue(y, { at: yAt, M, ep, vec: ohw % 4 === 0 }),
   };
   return gemmKernel(`conv_fwd ${shapeLabel(g)}${epLabel(ep)}`, { dims, hooks, tile: opts.tile });
 }
@@ -259,9 +264,17 @@ export function convDgradKernel(
   const dy = tensor("dy", "read", pw && ohw % 4 === 0);
   const w = tensor("w", "read", pw && cg % 4 === 0);
   const dx = tensor("dx", "read_write", hw % 4 === 0);
-  const bias = (grp: string) => ep.bias ? `bias[${grp} * ${u32(M)} + m]` : "";
   const dxAt = (grp: string, m: string, n: string) =>
-    `(${n} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${m}) * ${u32(hw)} + ${n} % ${u32(hw)}`;
+    pixelAt(n, `${grp} * ${u32(cg)} + ${m}`, { channels: g.c, hw });
+  const dyAt = (grp: string, k: string, n: string) =>
+    pixelAt(n, `${grp} * ${u32(kg)} + ${k}`, { channels: g.k, hw: ohw });
+  // A[c, (kk, r, s)] = w[g*Kg + kk, c, r, s].
+  const wAt = (grp: string, m: string, k: string) =>
+    pw
+      ? `(${grp} * ${u32(kg)} + ${k}) * ${u32(cg)} + ${m}`
+      : `((${grp} * ${u32(kg)} + ${k} / ${u32(taps)}) * ${u32(cg)} + ${m}) * ${u32(taps)} + ${k} % ${
+        u32(taps)
+      }`;
   // Output pixel (oy, ox) reaches input (iy, ix) through tap (r, s) when
   // iy = oy*sh - ph + r, i.e. oy = (iy + ph - r) / sh exactly; wrap-around rejects negatives.
   const col2im = `
@@ -283,45 +296,16 @@ fn col2im(grp: u32, t: vec3u, p: vec3u) -> f32 {
       dx.binding,
     ],
     prelude: pw ? "" : decodePrelude(g) + col2im,
-    // A[c, (kk, r, s)] = w[g*Kg + kk, c, r, s]: runs of kh*kw taps are contiguous along k; for
-    // 1x1 kernels the channel index is the contiguous one.
+    // Runs of kh*kw taps are contiguous along k; for 1x1 kernels the channel index is.
     aContiguous: pw ? "m" : "k",
     bContiguous: "n",
-    loadA: ({ g: grp, m, k }) =>
-      pw ? w.at(`(${grp} * ${u32(kg)} + ${k}) * ${u32(cg)} + ${m}`) : w.at(
-        `((${grp} * ${u32(kg)} + ${k} / ${u32(taps)}) * ${u32(cg)} + ${m}) * ${u32(taps)} + ${k} % ${
-          u32(taps)
-        }`,
-      ),
-    loadA4: pw && cg % 4 === 0
-      ? ({ g: grp, m, k }) => w.at4(`(${grp} * ${u32(kg)} + ${k}) * ${u32(cg)} + ${m}`)
-      : undefined,
+    loadA: ({ g: grp, m, k }) => w.at(wAt(grp, m, k)),
+    loadA4: pw && cg % 4 === 0 ? ({ g: grp, m, k }) => w.at4(wAt(grp, m, k)) : undefined,
     loadB: pw
-      ? ({ g: grp, k, n }) =>
-        dy.at(
-          `(${n} / ${u32(hw)}) * ${u32(g.k * hw)} + (${grp} * ${u32(kg)} + ${k}) * ${u32(hw)} + ${n} % ${
-            u32(hw)
-          }`,
-        )
+      ? ({ g: grp, k, n }) => dy.at(dyAt(grp, k, n))
       : ({ g: grp, k, n }) => `col2im(${grp}, tap(${k}), ipix(${n}))`,
-    loadB4: pw && hw % 4 === 0
-      ? ({ g: grp, k, n }) =>
-        dy.at4(
-          `(${n} / ${u32(hw)}) * ${u32(g.k * hw)} + (${grp} * ${u32(kg)} + ${k}) * ${u32(hw)} + ${n} % ${
-            u32(hw)
-          }`,
-        )
-      : undefined,
-    store: ({ g: grp, m, n }, v) =>
-      `{ let m = ${m}; ${
-        put(dx.at(dxAt(grp, "m", n)), ep.bias ? `${v} + ${bias(grp)}` : v, ep.accumulate)
-      } }`,
-    store4: hw % 4 === 0
-      ? ({ g: grp, m, n }, v) =>
-        `{ let m = ${m}; ${
-          put(dx.at4(dxAt(grp, "m", n)), ep.bias ? `${v} + vec4(${bias(grp)})` : v, ep.accumulate)
-        } }`
-      : undefined,
+    loadB4: pw && hw % 4 === 0 ? ({ g: grp, k, n }) => dy.at4(dyAt(grp, k, n)) : undefined,
+    ...epilogue(dx, { at: dxAt, M, ep, vec: hw % 4 === 0 }),
   };
   return gemmKernel(`conv_dgrad ${shapeLabel(g)}${epLabel(ep)}`, { dims, hooks, tile: opts.tile });
 }
@@ -339,12 +323,11 @@ export function convWgradKernel(g: ConvGeometry, opts: { tile: TileConfig }): Co
   const dy = tensor("dy", "read", ohw % 4 === 0);
   const x = tensor("x", "read", pw && hw % 4 === 0);
   const dw = tensor("dw", "read_write", N % 4 === 0);
+  // The reduction index k runs over (image, output pixel), so it takes the pixel role here.
   const dyAt = (grp: string, m: string, k: string) =>
-    `(${k} / ${u32(ohw)}) * ${u32(g.k * ohw)} + (${grp} * ${u32(M)} + ${m}) * ${u32(ohw)} + ${k} % ${
-      u32(ohw)
-    }`;
+    pixelAt(k, `${grp} * ${u32(M)} + ${m}`, { channels: g.k, hw: ohw });
   const xAt = (grp: string, n: string, k: string) =>
-    `(${k} / ${u32(hw)}) * ${u32(g.c * hw)} + (${grp} * ${u32(cg)} + ${n}) * ${u32(hw)} + ${k} % ${u32(hw)}`;
+    pixelAt(k, `${grp} * ${u32(cg)} + ${n}`, { channels: g.c, hw });
   const hooks: GemmHooks = {
     bindings: [dy.binding, x.binding, dw.binding],
     prelude: pw ? "" : decodePrelude(g) + im2colFn(g, x),

@@ -36,15 +36,20 @@ export interface TileConfig {
   tm: number;
   /** Output columns per thread; a multiple of 4 uses vec4 loads and accumulators. */
   tn: number;
+  /** Workgroup buffers per operand: 2 overlaps staging the next slice with computing this one. */
+  buffers?: 1 | 2;
 }
 
 /**
  * Tiles for CPU adapters (llvmpipe): large per-thread tiles, because every workgroup-memory
- * load is a per-lane scalar access there. Chosen by the sweep in tasks/bench/conv.ts.
+ * load is a per-lane scalar access there. Chosen by the sweep in tasks/bench/conv.ts: GFLOP per
+ * CPU-second on a 2-core EPYC (1024^3 GEMM / 3x3 conv forward) for per-thread tiles 4x4 3.0/3.6,
+ * 8x8 5.5/4.6, 8x16 8.0/6.0, 16x16 10.7/7.5; the 16x16 tile double-buffered at bk 8 measured the
+ * same, and 16x32 or 32x32 spill and drop to ~4.
  */
 export const CPU_TILE: TileConfig = { bm: 128, bn: 128, bk: 16, tm: 16, tn: 16 };
 
-/** Tiles for GPUs: 256 threads with 8x8 outputs each, within typical register budgets. */
+/** Tiles for GPUs: 256 threads with 8x8 outputs each, within typical register budgets (not yet timed on one). */
 export const GPU_TILE: TileConfig = { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
 
 /** The default tile for an adapter. */
@@ -120,22 +125,22 @@ export function validateTile(t: TileConfig): void {
   }
   const threads = (t.bm / t.tm) * (t.bn / t.tn);
   if (threads > 256) throw new RangeError(`tile ${fmtTile(t)}: ${threads} threads per workgroup (max 256)`);
-  if ((t.bm + t.bn) * t.bk * 4 > MAX_SHARED_BYTES) {
+  if ((t.bm + t.bn) * t.bk * 4 * (t.buffers ?? 1) > MAX_SHARED_BYTES) {
     throw new RangeError(`tile ${fmtTile(t)}: needs more than ${MAX_SHARED_BYTES} bytes of workgroup memory`);
   }
 }
 
-/** Formats a tile as "bm x bn x bk / tm x tn", e.g. "128x128x16/16x16". */
+/** Formats a tile as "BMxBNxBK/TMxTN", e.g. "128x128x16/16x16", with a trailing "d" when double-buffered. */
 export function fmtTile(t: TileConfig): string {
-  return `${t.bm}x${t.bn}x${t.bk}/${t.tm}x${t.tn}`;
+  return `${t.bm}x${t.bn}x${t.bk}/${t.tm}x${t.tn}${t.buffers === 2 ? "d" : ""}`;
 }
 
-/** Parses "128x128x16/16x16" (the {@linkcode fmtTile} format). */
+/** Parses the {@linkcode fmtTile} format, e.g. "128x128x16/16x16" or "128x128x8/8x8d". */
 export function parseTile(s: string): TileConfig {
-  const m = /^(\d+)x(\d+)x(\d+)\/(\d+)x(\d+)$/.exec(s.trim());
-  if (!m) throw new RangeError(`tile "${s}": expected BMxBNxBK/TMxTN, e.g. 128x128x16/16x16`);
-  const [bm, bn, bk, tm, tn] = m.slice(1).map(Number);
-  const t = { bm, bn, bk, tm, tn };
+  const m = /^(\d+)x(\d+)x(\d+)\/(\d+)x(\d+)(d?)$/.exec(s.trim());
+  if (!m) throw new RangeError(`tile "${s}": expected BMxBNxBK/TMxTN[d], e.g. 128x128x16/16x16`);
+  const [bm, bn, bk, tm, tn] = m.slice(1, 6).map(Number);
+  const t: TileConfig = m[6] ? { bm, bn, bk, tm, tn, buffers: 2 } : { bm, bn, bk, tm, tn };
   validateTile(t);
   return t;
 }
@@ -159,7 +164,7 @@ export function pickTile(dims: GemmDims, base: TileConfig): TileConfig {
   fit(dims.M, "bm", "tm");
   fit(dims.N, "bn", "tn");
   const threads = () => (t.bm / t.tm) * (t.bn / t.tn);
-  const fits = (bm: number, bn: number) => (bm + bn) * t.bk * 4 <= MAX_SHARED_BYTES;
+  const fits = (bm: number, bn: number) => (bm + bn) * t.bk * 4 * (t.buffers ?? 1) <= MAX_SHARED_BYTES;
   while (threads() < 64) {
     if (t.bn < dims.N && fits(t.bm, t.bn * 2)) t.bn *= 2;
     else if (t.bm < dims.M && fits(t.bm * 2, t.bn)) t.bm *= 2;
@@ -194,6 +199,8 @@ interface StagePlan {
   checkRows: string | null;
   /** WGSL load expression for an element (scalar) or run of 4 (vec4) at tile position (row, col). */
   load(row: string, col: string): string;
+  /** WGSL u32 offset of the target buffer within the workgroup array (double buffering). */
+  offset: string;
 }
 
 /**
@@ -207,10 +214,11 @@ function stageTile(p: StagePlan, T: number): string {
   const slowLen = p.colsFast ? p.rows : p.cols;
   const total = fastLen * slowLen;
   const lines: string[] = [];
+  const off = p.offset === "0u" ? "" : `${p.offset} + `;
   const at = (row: string, col: string) =>
     p.vecCols
-      ? `${p.arr}[(${row}) * ${u32(p.cols / 4)} + (${col}) / 4u][(${col}) % 4u]`
-      : `${p.arr}[(${row}) * ${u32(p.cols)} + ${col}]`;
+      ? `${p.arr}[${off}(${row}) * ${u32(p.cols / 4)} + (${col}) / 4u][(${col}) % 4u]`
+      : `${p.arr}[${off}(${row}) * ${u32(p.cols)} + ${col}]`;
   for (let pass = 0; pass * T < total; pass++) {
     const e = pass === 0 ? "li" : `(li + ${u32(pass * T)})`;
     const fast = `(${e} % ${u32(fastLen)})${unit > 1 ? " * 4u" : ""}`;
@@ -225,7 +233,7 @@ function stageTile(p: StagePlan, T: number): string {
       conds.length ? `if (${conds.join(" && ")}) { v = ${p.load("r", "c")}; }` : `v = ${p.load("r", "c")};`,
     );
     if (unit === 1) body.push(`${at("r", "c")} = v;`);
-    else if (p.colsFast && p.vecCols) body.push(`${p.arr}[r * ${u32(p.cols / 4)} + c / 4u] = v;`);
+    else if (p.colsFast && p.vecCols) body.push(`${p.arr}[${off}r * ${u32(p.cols / 4)} + c / 4u] = v;`);
     else {
       for (let q = 0; q < 4; q++) {
         const rq = p.colsFast ? "r" : `r + ${u32(q)}`, cq = p.colsFast ? `c + ${u32(q)}` : "c";
@@ -249,6 +257,7 @@ export function gemmKernel(
   const { dims, hooks, tile } = opts;
   validateTile(tile);
   const { bm, bn, bk, tm, tn } = tile;
+  const nbuf = tile.buffers ?? 1;
   const { M, N, K } = dims;
   const vecA = tm % 4 === 0, vecB = tn % 4 === 0;
   const TX = bn / tn, TY = bm / tm, T = TX * TY;
@@ -259,36 +268,40 @@ export function gemmKernel(
   // contiguous problem dimension a multiple of 4 (so a run is wholly in or out of bounds).
   const a4 = !!hooks.loadA4 &&
     (hooks.aContiguous === "m" ? bm % 4 === 0 && M % 4 === 0 : bk % 4 === 0 && K % 4 === 0);
-  const stageA = stageTile({
-    arr: "As",
-    rows: bk,
-    cols: bm,
-    vecCols: vecA,
-    colsFast: hooks.aContiguous === "m",
-    load4: a4,
-    checkRows: checkK ? lt("(k0 + $)", K) : null,
-    checkCols: checkM ? lt("(m0 + $)", M) : null,
-    load: (r, c) => {
-      const ix = { g: "g", m: `(m0 + ${c})`, k: `(k0 + ${r})` };
-      return a4 ? hooks.loadA4!(ix) : hooks.loadA(ix);
-    },
-  }, T);
+  const stageA = (ks: string, offset: string) =>
+    stageTile({
+      arr: "As",
+      offset,
+      rows: bk,
+      cols: bm,
+      vecCols: vecA,
+      colsFast: hooks.aContiguous === "m",
+      load4: a4,
+      checkRows: checkK ? lt(`(${ks} + $)`, K) : null,
+      checkCols: checkM ? lt("(m0 + $)", M) : null,
+      load: (r, c) => {
+        const ix = { g: "g", m: `(m0 + ${c})`, k: `(${ks} + ${r})` };
+        return a4 ? hooks.loadA4!(ix) : hooks.loadA(ix);
+      },
+    }, T);
   const b4 = !!hooks.loadB4 &&
     (hooks.bContiguous === "n" ? bn % 4 === 0 && N % 4 === 0 : bk % 4 === 0 && K % 4 === 0);
-  const stageB = stageTile({
-    arr: "Bs",
-    rows: bk,
-    cols: bn,
-    vecCols: vecB,
-    colsFast: hooks.bContiguous === "n",
-    load4: b4,
-    checkRows: checkK ? lt("(k0 + $)", K) : null,
-    checkCols: checkN ? lt("(n0 + $)", N) : null,
-    load: (r, c) => {
-      const ix = { g: "g", n: `(n0 + ${c})`, k: `(k0 + ${r})` };
-      return b4 ? hooks.loadB4!(ix) : hooks.loadB(ix);
-    },
-  }, T);
+  const stageB = (ks: string, offset: string) =>
+    stageTile({
+      arr: "Bs",
+      offset,
+      rows: bk,
+      cols: bn,
+      vecCols: vecB,
+      colsFast: hooks.bContiguous === "n",
+      load4: b4,
+      checkRows: checkK ? lt(`(${ks} + $)`, K) : null,
+      checkCols: checkN ? lt("(n0 + $)", N) : null,
+      load: (r, c) => {
+        const ix = { g: "g", n: `(n0 + ${c})`, k: `(${ks} + ${r})` };
+        return b4 ? hooks.loadB4!(ix) : hooks.loadB(ix);
+      },
+    }, T);
 
   // Register tile: rows (i, r) and column groups j; with vecB each accumulator is a vec4 of
   // four adjacent columns.
@@ -330,10 +343,44 @@ export function gemmKernel(
       }
     }
   }
+  const compute = (offA: string, offB: string) =>
+    `    for (var kk = 0u; kk < ${u32(bk)}; kk++) {
+      let ka = ${offA}kk * ${u32(rowStride)};
+      let kb = ${offB}kk * ${u32(colStride)};
+${inner.map((l) => `      ${l}`).join("\n")}
+    }`;
+  // Single buffer: stage, barrier, compute, barrier. Double buffer: the next slice is staged
+  // into the other half while this one is consumed, so one barrier per slice suffices.
+  const sizeA = bk * rowStride, sizeB = bk * colStride;
+  const mainLoop = nbuf === 1
+    ? `  for (var k0 = 0u; k0 < ${u32(K)}; k0 += ${u32(bk)}) {
+${stageA("k0", "0u")}
+${stageB("k0", "0u")}
+    workgroupBarrier();
+${compute("", "")}
+    workgroupBarrier();
+  }`
+    : `${stageA("0u", "0u")}
+${stageB("0u", "0u")}
+  workgroupBarrier();
+  for (var k0 = 0u; k0 < ${u32(K)}; k0 += ${u32(bk)}) {
+    let cur = (k0 / ${u32(bk)}) & 1u;
+    let k1 = k0 + ${u32(bk)};
+    if (k1 < ${u32(K)}) {
+      let nxtA = (1u - cur) * ${u32(sizeA)};
+      let nxtB = (1u - cur) * ${u32(sizeB)};
+${stageA("k1", "nxtA")}
+${stageB("k1", "nxtB")}
+    }
+    let curA = cur * ${u32(sizeA)};
+    let curB = cur * ${u32(sizeB)};
+${compute("curA + ", "curB + ")}
+    workgroupBarrier();
+  }`;
   const code = `${declare(hooks.bindings)}
 ${hooks.prelude ?? ""}
-var<workgroup> As: array<${vecA ? "vec4<f32>" : "f32"}, ${bk * rowStride}>;
-var<workgroup> Bs: array<${vecB ? "vec4<f32>" : "f32"}, ${bk * colStride}>;
+var<workgroup> As: array<${vecA ? "vec4<f32>" : "f32"}, ${nbuf * bk * rowStride}>;
+var<workgroup> Bs: array<${vecB ? "vec4<f32>" : "f32"}, ${nbuf * bk * colStride}>;
 
 @compute @workgroup_size(${TX}, ${TY})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
@@ -344,17 +391,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let tx = lid.x;
   let ty = lid.y;
 ${decl.join("\n")}
-  for (var k0 = 0u; k0 < ${u32(K)}; k0 += ${u32(bk)}) {
-${stageA}
-${stageB}
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${u32(bk)}; kk++) {
-      let ka = kk * ${u32(rowStride)};
-      let kb = kk * ${u32(colStride)};
-${inner.map((l) => `      ${l}`).join("\n")}
-    }
-    workgroupBarrier();
-  }
+${mainLoop}
 ${stores.join("\n")}
 }`;
   return { src: { label: `${label} ${fmtTile(tile)}`, code }, groups: gemmGroups(dims, tile) };

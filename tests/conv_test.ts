@@ -94,17 +94,24 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
   { name: "1x1 stride 2 (not pointwise)", input: [1, 4, 6, 6], p: { k: 4, kernel: 1, stride: 2 } },
 ];
 
-const TILES: [string, TileConfig | undefined][] = [
-  ["adapter tile", undefined],
-  // Small tiles: many workgroups, partial tiles on every edge, scalar (tm, tn < 4) paths.
+// Every config runs with the adapter's tile plus one other: the GPU default (so its code path is
+// checked here too), small tiles with partial edges and scalar (tm, tn < 4) paths, and a
+// double-buffered tile.
+const EXTRA_TILES: [string, TileConfig][] = [
+  ["GPU tile", GPU_TILE],
   ["tile 8x16x4/2x4", parseTile("8x16x4/2x4")],
   ["tile 16x8x8/4x1", parseTile("16x8x8/4x1")],
+  ["tile 16x16x4/4x4 double-buffered", parseTile("16x16x4/4x4d")],
 ];
 
 for (const [ci, c] of CONFIGS.entries()) {
   Deno.test(`conv kernels: ${c.name} match the CPU twin (forward+bias, accumulate, dgrad, wgrad, bias grad)`, async () => {
     const g = convGeometry(c.input, c.p);
-    for (const [ti, [tname, tile]] of TILES.entries()) {
+    const tiles: [string, TileConfig | undefined][] = [
+      ["adapter tile", undefined],
+      EXTRA_TILES[ci % EXTRA_TILES.length],
+    ];
+    for (const [ti, [tname, tile]] of tiles.entries()) {
       const { out, ref } = await runAll(g, tile, 100 * ci + 10 * ti);
       for (const key of Object.keys(ref) as (keyof typeof ref)[]) {
         assertClose(out[key], ref[key], { ...TOL, what: `${c.name}, ${tname}: ${key}` });
