@@ -1,0 +1,264 @@
+/**
+ * `deno task bench`: measures what matters for speed and memory, as JSON on stdout (a summary
+ * goes to stderr). Sections: conv forward/dgrad/wgrad and GEMM GFLOP/s, layer kernels, the
+ * volumetric ops at D = 64, the input pipeline with 1 and all workers, the training step rate of
+ * the presets it must feed, and the GPU memory of the seed network at batch 3, d2 = 64.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { describeGpu, type Gpu, openGpu } from "../graph/device.ts";
+import { Net } from "../graph/net.ts";
+import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
+import { modelConfig } from "../graph/models/presets.ts";
+import { RMSProp } from "../graph/solver.ts";
+import { stageNetConfig } from "../graph/models/run_config.ts";
+import { configFromArgs, setBatch } from "./train.ts";
+import { benchConv, benchGemm } from "./bench/conv.ts";
+import { benchLayers } from "./bench/layers.ts";
+import { benchVolumetric } from "./bench/volumetric.ts";
+import { benchPipeline } from "../stages/bench_pipeline.ts";
+import { type Batch, createPipeline } from "../stages/pipeline.ts";
+import { ensureDefaultDataset } from "../io/dataset_cache.ts";
+
+const SECTIONS = ["conv", "layers", "volumetric", "pipeline", "train", "memory"] as const;
+type Section = typeof SECTIONS[number];
+
+const HELP = `volpose bench: speed and memory figures as JSON on stdout
+
+Usage: deno task bench [--only ${SECTIONS.join(",")}] [--quick] [--data DIR] [--out FILE]
+                       [--presets tiny,small] [--profile]
+
+  --only LIST     run only these sections (default: all)
+  --quick         smaller problems and fewer runs (a smoke test of the bench itself)
+  --data DIR      dataset for the pipeline and training sections (default: built-in synthetic)
+  --presets LIST  presets whose training step is timed (default tiny,small)
+  --profile       add the per-kernel GPU time breakdown of each timed training step
+  --out FILE      also write the JSON there
+`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** One real batch from the dataset at the preset's input size. */
+async function oneBatch(data: string, inputSize: number, batch: number): Promise<Batch> {
+  const pipe = createPipeline(data, {
+    source: "train",
+    batchSize: batch,
+    inputSize,
+    augment: true,
+    workers: 1,
+    seed: 3,
+  });
+  try {
+    for await (const b of pipe) return b;
+  } finally {
+    await pipe.close();
+  }
+  throw new Error(`bench: no training batch could be read from ${data}`);
+}
+
+/** Training-step rate of a preset on real data: median over timed runs of several steps each. */
+async function benchTrainStep(
+  gpu: Gpu,
+  data: string,
+  opts: { preset: string; quick: boolean; profile: boolean },
+): Promise<Record<string, unknown>> {
+  const run = configFromArgs({ preset: opts.preset }, data);
+  const d2 = run.schedule[0].d2;
+  const cfg = stageNetConfig(run, d2);
+  const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
+    solver: new RMSProp({ baseLr: run.solver.baseLr }),
+  });
+  try {
+    setBatch(net, await oneBatch(data, cfg.model.inputSize, cfg.batch));
+    const steps = opts.quick ? 1 : 3, runs = opts.quick ? 2 : 5;
+    for (let i = 0; i < 2; i++) net.step();
+    await net.sync();
+    const times: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t = performance.now();
+      for (let i = 0; i < steps; i++) net.step();
+      await net.sync();
+      times.push((performance.now() - t) / steps);
+    }
+    const ms = median(times);
+    const out: Record<string, unknown> = {
+      preset: opts.preset,
+      d2,
+      batch: cfg.batch,
+      inputSize: cfg.model.inputSize,
+      paramsM: net.paramCount() / 1e6,
+      dispatchesPerStep: net.dispatchCount(),
+      gpuMiB: net.gpuBytes / 2 ** 20,
+      msPerStep: ms,
+      minMsPerStep: Math.min(...times),
+      samplesPerSec: (cfg.batch * 1000) / ms,
+    };
+    if (opts.profile) {
+      const prof = await net.profile("train");
+      const kinds = new Map<string, number>();
+      for (const e of prof) {
+        const kind = e.label.split(": ").slice(1).join(": ").split(" ")[0];
+        kinds.set(kind, (kinds.get(kind) ?? 0) + e.ms);
+      }
+      out.profileMs = Object.fromEntries(
+        [...kinds.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(2)]),
+      );
+    }
+    await net.readScalars();
+    return out;
+  } finally {
+    net.destroy();
+  }
+}
+
+/** GPU bytes of the seed network's training program (parameters, activations, gradients, solver). */
+async function benchSeedMemory(gpu: Gpu): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const d2 of [64, 2]) {
+    const cfg = {
+      model: modelConfig("seed", { d2 }),
+      batch: 3,
+      losses: { heatmap2d: 1, heatmap3d: 0.03, integral: 0, integralNorm: "l1" as const, smoothL1: 0, js: 0 },
+      softmaxScale: 50,
+      legacy: { heatmaps: false, depthBounds: false, cropAsBbx: false, softmax: false },
+    };
+    const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
+      solver: new RMSProp({ baseLr: 2.5e-5 }),
+    });
+    out[`d${d2}`] = {
+      batch: 3,
+      paramsM: +(net.paramCount() / 1e6).toFixed(3),
+      trainGpuMiB: +(net.gpuBytes / 2 ** 20).toFixed(1),
+      parameterMiB: +(net.layout.bytes / 2 ** 20).toFixed(1),
+      dispatchesPerStep: net.dispatchCount(),
+    };
+    net.destroy();
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      help: { type: "boolean", short: "h" },
+      only: { type: "string" },
+      quick: { type: "boolean" },
+      data: { type: "string" },
+      out: { type: "string" },
+      presets: { type: "string" },
+      profile: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const only = (values.only ?? SECTIONS.join(",")).split(",").map((s) => s.trim()) as Section[];
+  for (const s of only) {
+    if (!SECTIONS.includes(s)) {
+      throw new Error(`--only: unknown section "${s}"; expected ${SECTIONS.join(", ")}`);
+    }
+  }
+  const quick = values.quick ?? false;
+  const gpu = await openGpu();
+  console.error(describeGpu(gpu));
+  const result: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    adapter: gpu.adapterName,
+    backend: gpu.backend,
+    cpuFallback: gpu.isFallback,
+    cores: navigator.hardwareConcurrency,
+  };
+  const say = (s: string) => console.error(`bench: ${s}`);
+  let data: string | null = null;
+  const dataset = async () => data ??= values.data ?? await ensureDefaultDataset({ log: say });
+
+  if (only.includes("conv")) {
+    say("conv and GEMM ...");
+    const conv = await benchConv({ gpu, quick });
+    const gemm = await benchGemm({ gpu, quick });
+    result.conv = conv;
+    result.gemm = gemm;
+    say(
+      `conv ${conv.problem}: forward ${conv.forward.gflops.toFixed(1)}, dgrad ${
+        conv.dgrad.gflops.toFixed(1)
+      }, ` +
+        `wgrad ${conv.wgrad.gflops.toFixed(1)} GFLOP/s; GEMM ${gemm.problem}: ${
+          gemm.gemm.gflops.toFixed(1)
+        } GFLOP/s`,
+    );
+  }
+  if (only.includes("layers")) {
+    say("layers ...");
+    const l = await benchLayers({ gpu, runs: quick ? 3 : 7 });
+    result.layers = l;
+    say(
+      `BN+ReLU ${l.bnReluForwardMs.toFixed(2)}/${l.bnReluBackwardMs.toFixed(2)} ms fwd/bwd on ${
+        l.shape.join("x")
+      }`,
+    );
+  }
+  if (only.includes("volumetric")) {
+    say("volumetric ops at D = 64 ...");
+    const v = await benchVolumetric({ gpu, runs: quick ? 3 : 9 });
+    result.volumetric = v;
+    say(
+      `per sample: target ${v.perSample.renderMs.toFixed(1)} ms, softmax x50 + soft-argmax forward ` +
+        `${v.perSample.forwardMs.toFixed(1)} ms, backward ${v.perSample.backwardMs.toFixed(1)} ms`,
+    );
+  }
+  if (only.includes("pipeline")) {
+    const root = await dataset();
+    const rows = [];
+    for (const inputSize of quick ? [64] : [64, 256]) {
+      for (const workers of [1, navigator.hardwareConcurrency]) {
+        say(`input pipeline: ${workers} worker(s), input ${inputSize} ...`);
+        const p = await benchPipeline(root, { workers, inputSize, batchSize: 8, batches: quick ? 4 : 20 });
+        rows.push(p);
+        say(`  ${p.samplesPerSec.toFixed(1)} samples/s`);
+      }
+    }
+    result.pipeline = rows;
+  }
+  if (only.includes("train")) {
+    const root = await dataset();
+    const presets = (values.presets ?? (quick ? "tiny" : "tiny,small")).split(",");
+    const rows = [];
+    for (const preset of presets) {
+      say(`training step, preset ${preset} ...`);
+      const r = await benchTrainStep(gpu, root, {
+        preset: preset.trim(),
+        quick,
+        profile: values.profile ?? false,
+      });
+      rows.push(r);
+      say(
+        `  ${(r.msPerStep as number).toFixed(0)} ms/step, ${
+          (r.samplesPerSec as number).toFixed(1)
+        } samples/s`,
+      );
+    }
+    result.train = rows;
+  }
+  if (only.includes("memory")) {
+    say("seed network memory at batch 3 ...");
+    result.seedMemory = await benchSeedMemory(gpu);
+    say(`  ${JSON.stringify(result.seedMemory)}`);
+  }
+  const json = JSON.stringify(result, null, 2);
+  console.log(json);
+  if (values.out) await Deno.writeTextFile(values.out, json + "\n");
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
