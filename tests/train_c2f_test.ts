@@ -1,0 +1,111 @@
+/**
+ * The coarse-to-fine schedule end to end on a tiny generated dataset: two stages (d2 = 2, then
+ * 4) in one `train()` call hand weights from stage to stage, re-initialise the changed head,
+ * and carry the iteration count; a resumed run continues from its checkpoint.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { generateDataset } from "../io/synth_dataset.ts";
+import { configFromArgs, train } from "../tasks/train.ts";
+import { sharedGpu } from "../graph/device.ts";
+import { Net } from "../graph/net.ts";
+import { loadCheckpoint } from "../graph/checkpoint.ts";
+import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
+import { makeSolver, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
+import { readSafetensors } from "../graph/safetensors.ts";
+import { fill } from "../graph/fillers.ts";
+
+async function tinyRun(dir: string): Promise<RunConfig> {
+  const data = join(dir, "data");
+  await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
+  const cfg = configFromArgs({
+    preset: "tiny",
+    input: "32",
+    features: "8",
+    stem: "8,8",
+    link: "8",
+    schedule: "2,4",
+    iters: "3,2",
+    batch: "2",
+    display: "1",
+    snapshot: "100",
+    "eval-every": "0",
+    workers: "0",
+    seed: "3",
+  }, data);
+  return cfg;
+}
+
+Deno.test("coarse-to-fine: two stages hand weights on, re-initialise the head, carry the iteration", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "volpose_c2f_" });
+  try {
+    const gpu = await sharedGpu();
+    const cfg = await tinyRun(dir);
+    const lines: string[] = [];
+    const runDir = join(dir, "run");
+    const r = await train(cfg, { runDir, gpu, progress: false, log: (l) => lines.push(l) });
+    assert.equal(r.iter, 5);
+    assert.equal(r.interrupted, false);
+    const ckpts = join(runDir, "checkpoints");
+    const names = [...Deno.readDirSync(ckpts)].map((d) => d.name).sort();
+    assert.ok(
+      names.includes("net_iter_3.safetensors") && names.includes("net_iter_5.safetensors"),
+      names.join(","),
+    );
+    const handoff = lines.find((l) => l.startsWith("stage hand-off"));
+    assert.ok(handoff, lines.join("\n"));
+    assert.match(handoff!, /re-initialised conv_5_d4\.weight/);
+    assert.match(handoff!, /ignored conv_5_d2\.weight/);
+    // The hand-off itself: stage 2's net loaded from stage 1's last checkpoint keeps every shared
+    // tensor bit for bit, starts the new head from its filler, and keeps the iteration.
+    const stage1 = await readSafetensors(join(ckpts, "net_iter_3.safetensors"));
+    const netCfg = stageNetConfig(cfg, 4);
+    const net = await Net.build(gpu, { inputs: poseNetInputs(netCfg), layers: poseNetLayers(netCfg) }, {
+      solver: makeSolver(cfg.solver),
+      seed: cfg.seed,
+    });
+    const rep = await loadCheckpoint(net, join(ckpts, "net_iter_3"), { strict: false, log: () => {} });
+    assert.equal(rep.iter, 3);
+    assert.equal(net.iter, 3);
+    const kept = await net.readParam("conv_1.weight");
+    assert.deepEqual(Array.from(kept), Array.from(stage1.tensors.get("conv_1.weight")!.data));
+    const head = net.param("conv_5_d4.weight");
+    assert.deepEqual(
+      Array.from(await net.readParam("conv_5_d4.weight")),
+      Array.from(fill(head.decl.filler, head.decl.shape, { seed: cfg.seed, key: head.key })),
+    );
+    assert.ok(!stage1.tensors.has("conv_5_d4.weight"));
+    net.destroy();
+    // metrics.jsonl has one row per iteration across both stages.
+    const rows = Deno.readTextFileSync(join(runDir, "metrics.jsonl")).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(rows.map((x) => x.iter), [1, 2, 3, 4, 5]);
+    assert.deepEqual(rows.map((x) => x.d2), [2, 2, 2, 4, 4]);
+    assert.ok(Deno.statSync(join(runDir, "curve.svg")).size > 1000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resume: a run stopped mid-stage continues to the same parameters as an uninterrupted one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "volpose_resume_" });
+  try {
+    const gpu = await sharedGpu();
+    const cfg = { ...(await tinyRun(dir)), schedule: [{ d2: 2, iters: 4 }], snapshot: 2 };
+    const quiet = { gpu, progress: false, log: () => {} };
+    await train(cfg, { runDir: join(dir, "whole"), ...quiet });
+    // Interrupted run: train to iteration 2 (the schedule says 4), then resume.
+    const part = join(dir, "part");
+    await train({ ...cfg, schedule: [{ d2: 2, iters: 2 }] }, { runDir: part, ...quiet });
+    const r = await train(cfg, { runDir: part, resume: true, ...quiet });
+    assert.equal(r.iter, 4);
+    const a = await readSafetensors(join(dir, "whole", "checkpoints", "net_iter_4.safetensors"));
+    const b = await readSafetensors(join(part, "checkpoints", "net_iter_4.safetensors"));
+    for (const [k, t] of a.tensors) {
+      assert.deepEqual(Array.from(b.tensors.get(k)!.data), Array.from(t.data), k);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
