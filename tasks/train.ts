@@ -181,6 +181,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           workers: cfg.workers,
           seed: cfg.seed * 1009 + k,
           skipSamples: done * cfg.batch,
+          skipBad: cfg.skipBad,
+          log,
           channelOrder: cfg.channelOrder,
           legacy: {
             geometry: cfg.legacy.augment,
@@ -266,6 +268,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           }
         } finally {
           await pipe.close();
+          const bad = pipe.stats().badSamples;
+          if (bad > 0) log(`skipped ${bad} bad sample(s) in stage d2 = ${stage.d2} (--skip-bad)`);
         }
         if (interrupted) {
           return { iter: net.iter, interrupted: true, checkpoint: lastCheckpoint, last, lastEval };
@@ -445,6 +449,7 @@ Seed compatibility (SEED_SPEC §8; clean by default)
 
 Logging
   --display N  --snapshot N  --eval-every N  --eval-samples N  --workers N  --quiet
+  --skip-bad            skip and count samples with bad files instead of stopping
   -h, --help
 `;
 
@@ -585,6 +590,7 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     snapshot: int(s("snapshot"), "snapshot") ?? (isSeed ? 10000 : 500),
     evalEvery: int(s("eval-every"), "eval-every", 0) ?? (isSeed ? 0 : 500),
     evalSamples: int(s("eval-samples"), "eval-samples") ?? 240,
+    skipBad: v["skip-bad"] === true,
   };
 }
 
@@ -651,6 +657,7 @@ async function main(): Promise<number> {
       "eval-every": { type: "string" },
       "eval-samples": { type: "string" },
       workers: { type: "string" },
+      "skip-bad": { type: "boolean" },
       quiet: { type: "boolean" },
     },
     allowPositionals: true,

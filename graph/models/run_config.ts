@@ -51,6 +51,8 @@ export interface RunConfig {
   evalEvery: number;
   /** Held-out samples per evaluation. */
   evalSamples: number;
+  /** Skip (and count) samples whose files are bad instead of stopping. */
+  skipBad?: boolean;
 }
 
 /** The network configuration of stage `d2`. */
