@@ -16,8 +16,26 @@
  * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry.
  * @module
  */
-import { type Binding, declare, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
-import { defaultTile, type GemmDims, type GemmHooks, gemmKernel, pickTile, type TileConfig } from "./gemm.ts";
+import {
+  type Binding,
+  declare,
+  elementwise,
+  type KernelSource,
+  type Recorder,
+  type Region,
+  u32,
+} from "./kernel.ts";
+import {
+  CPU_TILE,
+  defaultTile,
+  type GemmDims,
+  type GemmHooks,
+  gemmKernel,
+  GPU_TILE,
+  pickSplitK,
+  pickTile,
+  type TileConfig,
+} from "./gemm.ts";
 
 /** Sizes of one convolution, input side to output side. */
 export interface ConvGeometry {
@@ -310,26 +328,53 @@ fn col2im(grp: u32, t: vec3u, p: vec3u) -> f32 {
   return gemmKernel(`conv_dgrad ${shapeLabel(g)}${epLabel(ep)}`, { dims, hooks, tile: opts.tile });
 }
 
+/** How a weight-gradient launch delivers its result. */
+export interface WgradOptions {
+  tile: TileConfig;
+  /** Also produce the bias gradient (the row sums of dy, which the GEMM stages anyway). */
+  bias?: boolean;
+  /**
+   * K splits (see {@linkcode GemmDims.splitK}); above 1 the kernel writes partial sums to a
+   * workspace that {@linkcode wgradReduceKernel} folds. Default 1.
+   */
+  splitK?: number;
+}
+
 /**
- * dw = sum over images and output pixels of dy x im2col(x), overwriting dw.
- * Bindings: dy, x, dw.
+ * dw = sum over images and output pixels of dy x im2col(x), overwriting dw; with `bias` also
+ * db[k] = sum of dy over images and pixels. Bindings: dy, x, dw, [db]; with a K split: dy, x,
+ * ws, where ws holds, per split s, group g and row m, the N weight partials then the bias
+ * partial: ws[((s * groups + g) * M + m) * (N + bias) + n].
  */
-export function convWgradKernel(g: ConvGeometry, opts: { tile: TileConfig }): ConvKernel {
-  const dims = wgradDims(g);
+export function convWgradKernel(g: ConvGeometry, opts: WgradOptions): ConvKernel {
+  const S = opts.splitK ?? 1;
+  const dims = { ...wgradDims(g), splitK: S };
   const { M, N } = dims;
   const cg = g.c / g.groups;
   const ohw = g.oh * g.ow, hw = g.h * g.w;
   const pw = isPointwise(g);
   const dy = tensor("dy", "read", ohw % 4 === 0);
   const x = tensor("x", "read", pw && hw % 4 === 0);
-  const dw = tensor("dw", "read_write", N % 4 === 0);
+  const np = N + (opts.bias ? 1 : 0);
+  // The workspace row has an odd length with a bias column, so only then is it read as scalars.
+  const out = S > 1 ? tensor("ws", "read_write", np % 4 === 0) : tensor("dw", "read_write", N % 4 === 0);
+  const rowAt = (grp: string, m: string, s?: string) =>
+    S > 1
+      ? `((${s} * ${u32(g.groups)} + ${grp}) * ${u32(M)} + ${m}) * ${u32(np)}`
+      : `(${grp} * ${u32(M)} + ${m}) * ${u32(N)}`;
   // The reduction index k runs over (image, output pixel), so it takes the pixel role here.
   const dyAt = (grp: string, m: string, k: string) =>
     pixelAt(k, `${grp} * ${u32(M)} + ${m}`, { channels: g.k, hw: ohw });
   const xAt = (grp: string, n: string, k: string) =>
     pixelAt(k, `${grp} * ${u32(cg)} + ${n}`, { channels: g.c, hw });
+  const vecOut = S > 1 ? np % 4 === 0 : N % 4 === 0;
   const hooks: GemmHooks = {
-    bindings: [dy.binding, x.binding, dw.binding],
+    bindings: [
+      dy.binding,
+      x.binding,
+      out.binding,
+      ...(opts.bias && S === 1 ? [{ name: "db", access: "read_write" as const }] : []),
+    ],
     prelude: pw ? "" : decodePrelude(g) + im2colFn(g, x),
     aContiguous: "k",
     bContiguous: "k",
@@ -339,12 +384,75 @@ export function convWgradKernel(g: ConvGeometry, opts: { tile: TileConfig }): Co
       ? ({ g: grp, k, n }) => x.at(xAt(grp, n, k))
       : ({ g: grp, k, n }) => `im2col(${grp}, tap(${n}), opix(${k}))`,
     loadB4: pw && hw % 4 === 0 ? ({ g: grp, k, n }) => x.at4(xAt(grp, n, k)) : undefined,
-    store: ({ g: grp, m, n }, v) => `${dw.at(`(${grp} * ${u32(M)} + ${m}) * ${u32(N)} + ${n}`)} = ${v};`,
-    store4: N % 4 === 0
-      ? ({ g: grp, m, n }, v) => `${dw.at4(`(${grp} * ${u32(M)} + ${m}) * ${u32(N)} + ${n}`)} = ${v};`
+    store: ({ g: grp, m, n, s }, v) => `${out.at(`${rowAt(grp, m, s)} + ${n}`)} = ${v};`,
+    store4: vecOut
+      ? ({ g: grp, m, n, s }, v) => `${out.at4(`${rowAt(grp, m, s)} + ${n}`)} = ${v};`
       : undefined,
+    storeRowSum: !opts.bias
+      ? undefined
+      : S > 1
+      ? ({ g: grp, m, s }, v) => `${out.at(`${rowAt(grp, m, s)} + ${u32(N)}`)} = ${v};`
+      : ({ g: grp, m }, v) => `db[${grp} * ${u32(M)} + ${m}] = ${v};`,
   };
-  return gemmKernel(`conv_wgrad ${shapeLabel(g)}`, { dims, hooks, tile: opts.tile });
+  return gemmKernel(`conv_wgrad ${shapeLabel(g)}${opts.bias ? " +bias" : ""}`, {
+    dims,
+    hooks,
+    tile: opts.tile,
+  });
+}
+
+/**
+ * Folds the split partials of {@linkcode convWgradKernel} in split order (fixed, so the result
+ * is bit-reproducible) into dw and, with `bias`, db. Bindings: ws, dw, [db].
+ */
+export function wgradReduceKernel(g: ConvGeometry, opts: { splitK: number; bias?: boolean }): ConvKernel {
+  const { M, N, groups } = wgradDims(g);
+  const np = N + (opts.bias ? 1 : 0), total = (groups ?? 1) * M * np;
+  const terms = Array.from({ length: opts.splitK - 1 }, (_, s) => ` + ws[i + ${u32((s + 1) * total)}]`);
+  const k = elementwise(
+    `conv_wgrad_reduce ${shapeLabel(g)}${opts.bias ? " +bias" : ""} split${opts.splitK}`,
+    {
+      bindings: [
+        { name: "ws", access: "read" },
+        { name: "dw", access: "read_write" },
+        ...(opts.bias ? [{ name: "db", access: "read_write" as const }] : []),
+      ],
+      n: total,
+      body: `  let v = ws[i]${terms.join("")};
+  let row = i / ${u32(np)};
+  let n = i % ${u32(np)};
+  ${opts.bias ? `if (n == ${u32(N)}) { db[row] = v; } else { dw[row * ${u32(N)} + n] = v; }` : "dw[i] = v;"}`,
+    },
+  );
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/** Splits the weight gradient uses on an adapter with this base tile (1 when it needs none). */
+function wgradSplit(g: ConvGeometry, tile: TileConfig, isFallback: boolean): number {
+  // CPU adapters run a few workgroups per core at a time; GPUs want many more. Each split keeps
+  // at least 256 reduction steps so the partials stay cheap next to the multiply-adds.
+  const target = isFallback ? 16 : 128;
+  return pickSplitK(wgradDims(g), tile, { target, minChunk: 256 });
+}
+
+/**
+ * Workspace floats {@linkcode recordConvWgrad} wants for `g` on either adapter kind (layers
+ * request it at setup, before the adapter's tile is at hand).
+ */
+export function wgradWorkspaceFloats(
+  g: ConvGeometry,
+  opts: { bias?: boolean; tile?: TileConfig } = {},
+): number {
+  const { M, N, groups } = wgradDims(g);
+  const cands: [TileConfig, boolean][] = opts.tile
+    ? [[opts.tile, true], [opts.tile, false]]
+    : [[CPU_TILE, true], [GPU_TILE, false]];
+  let most = 0;
+  for (const [base, fallback] of cands) {
+    const s = wgradSplit(g, pickTile(wgradDims(g), base), fallback);
+    if (s > 1) most = Math.max(most, s * (groups ?? 1) * M * (N + (opts.bias ? 1 : 0)));
+  }
+  return most;
 }
 
 const BIAS_WG = 256;
@@ -416,15 +524,32 @@ export function recordConvDgrad(
   rec.dispatch(k.src, [io.dy, io.w, ...(io.bias ? [io.bias] : []), io.dx], k.groups);
 }
 
-/** Records dw = weight gradient of conv(x, w) given dy. */
+/**
+ * Records dw = weight gradient of conv(x, w) given dy, and db (the bias gradient) when given.
+ * Problems with few output tiles split K over several workgroups when `workspace` holds
+ * {@linkcode wgradWorkspaceFloats} floats; without it they run unsplit.
+ */
 export function recordConvWgrad(
   rec: Recorder,
-  io: { dy: Region; x: Region; dw: Region; geometry: ConvGeometry },
-  opts: TileOptions = {},
+  io: { dy: Region; x: Region; dw: Region; db?: Region; workspace?: Region | null; geometry: ConvGeometry },
+  opts: TileOptions & { splitK?: number } = {},
 ): void {
   const g = io.geometry;
-  const k = convWgradKernel(g, { tile: tileFor(rec, wgradDims(g), opts) });
-  rec.dispatch(k.src, [io.dy, io.x, io.dw], k.groups);
+  const tile = tileFor(rec, wgradDims(g), opts);
+  const bias = !!io.db;
+  let S = opts.splitK ?? wgradSplit(g, tile, rec.kernels.gpu.isFallback);
+  const { M, N, groups } = wgradDims(g);
+  const wsBytes = S * (groups ?? 1) * M * (N + (bias ? 1 : 0)) * 4;
+  if (S > 1 && (!io.workspace || io.workspace.size < wsBytes)) S = 1;
+  const k = convWgradKernel(g, { tile, bias, splitK: S });
+  if (S === 1) {
+    rec.dispatch(k.src, [io.dy, io.x, io.dw, ...(io.db ? [io.db] : [])], k.groups);
+    return;
+  }
+  const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: wsBytes };
+  rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
+  const r = wgradReduceKernel(g, { splitK: S, bias });
+  rec.dispatch(r.src, [ws, io.dw, ...(io.db ? [io.db] : [])], r.groups);
 }
 
 /** Records db[k] = sum of dy over images and pixels of channel k (dy is [n, k, hw]). */

@@ -69,8 +69,14 @@ export interface GemmIndex {
 export type AIndex = Omit<GemmIndex, "n">;
 /** Index of a B element. */
 export type BIndex = Omit<GemmIndex, "m">;
-/** Index of a C element. */
-export type CIndex = Omit<GemmIndex, "k">;
+/**
+ * Index of a C element; `s` names the K-split (0 <= s < splitK) when the launch splits K, and
+ * the value is then a partial sum over that split's K range.
+ */
+export type CIndex = Omit<GemmIndex, "k"> & { s?: string };
+
+/** Index of a row sum of A (see {@linkcode GemmHooks.storeRowSum}). */
+export type RowIndex = Omit<GemmIndex, "k" | "n"> & { s?: string };
 
 /**
  * Where a GEMM reads and writes. Each generator receives WGSL u32 expressions and returns WGSL
@@ -103,6 +109,12 @@ export interface GemmHooks {
   store(ix: CIndex, v: string): string;
   /** Statement(s) writing `v` (a vec4<f32> expression) to C[m, n..n+3] of group g. */
   store4?(ix: CIndex, v: string): string;
+  /**
+   * When given, the core also sums each row of A over K (over the split's K range when K is
+   * split) from the tiles it stages anyway, and writes it with this statement (v an f32
+   * expression). A convolution's weight gradient gets its bias gradient this way: A is dy there.
+   */
+  storeRowSum?(ix: RowIndex, v: string): string;
 }
 
 /** Problem size of one GEMM launch. */
@@ -112,6 +124,38 @@ export interface GemmDims {
   K: number;
   /** Independent problems (conv groups, batch); dispatched along z. Default 1. */
   groups?: number;
+  /**
+   * Split the reduction into this many consecutive K ranges of {@linkcode splitChunk} each, one
+   * workgroup per range (also along z), for problems with too few output tiles to occupy the
+   * device. The store hooks then receive the split index and must write partial sums apart;
+   * the caller reduces them. Default 1.
+   */
+  splitK?: number;
+}
+
+/** K range of one split: a multiple of `bk` so that only the last split can end mid-slice. */
+export function splitChunk(dims: GemmDims, tile: TileConfig): number {
+  const s = dims.splitK ?? 1;
+  return Math.ceil(Math.ceil(dims.K / s) / tile.bk) * tile.bk;
+}
+
+/**
+ * Chooses a K split for a problem whose output tiles cannot occupy `target` workgroups: the
+ * fewest splits reaching the target while each keeps at least `minChunk` of K (so that the
+ * partial-sum traffic stays small next to the multiply-adds). Never leaves a split empty.
+ */
+export function pickSplitK(
+  dims: GemmDims,
+  tile: TileConfig,
+  opts: { target: number; minChunk: number },
+): number {
+  const tiles = gemmGroups({ ...dims, splitK: 1 }, tile).reduce((a, b) => a * b, 1);
+  if (tiles >= opts.target) return 1;
+  const want = Math.min(Math.ceil(opts.target / tiles), Math.floor(dims.K / opts.minChunk));
+  if (want <= 1) return 1;
+  // Round to what the bk-aligned chunk really yields.
+  const chunk = splitChunk({ ...dims, splitK: want }, tile);
+  return Math.ceil(dims.K / chunk);
 }
 
 /** Largest workgroup memory the core uses; the WebGPU default limit. */
@@ -178,7 +222,7 @@ export function pickTile(dims: GemmDims, base: TileConfig): TileConfig {
 
 /** Workgroup counts of a GEMM launch. */
 export function gemmGroups(dims: GemmDims, tile: TileConfig): [number, number, number] {
-  return [Math.ceil(dims.N / tile.bn), Math.ceil(dims.M / tile.bm), dims.groups ?? 1];
+  return [Math.ceil(dims.N / tile.bn), Math.ceil(dims.M / tile.bm), (dims.groups ?? 1) * (dims.splitK ?? 1)];
 }
 
 /** One operand tile's staging plan (see `stageTile`). */
@@ -259,6 +303,14 @@ export function gemmKernel(
   const { bm, bn, bk, tm, tn } = tile;
   const nbuf = tile.buffers ?? 1;
   const { M, N, K } = dims;
+  const S = dims.splitK ?? 1;
+  const chunk = splitChunk(dims, tile);
+  if (S > 1 && (S - 1) * chunk >= K) {
+    throw new RangeError(`gemm ${label}: split ${S} of K ${K} leaves one empty`);
+  }
+  const sIx = S > 1 ? { s: "split" } : {};
+  // K range of this workgroup: literals without a split, so the loop bound is a constant.
+  const kBeg = S > 1 ? "kbeg" : "0u", kEnd = S > 1 ? "kend" : u32(K);
   const vecA = tm % 4 === 0, vecB = tn % 4 === 0;
   const TX = bn / tn, TY = bm / tm, T = TX * TY;
   const checkM = M % bm !== 0, checkN = N % bn !== 0, checkK = K % bk !== 0;
@@ -313,6 +365,20 @@ export function gemmKernel(
   const decl: string[] = [], inner: string[] = [], stores: string[] = [];
   const rowStride = vecA ? bm / 4 : bm, colStride = vecB ? bn / 4 : bn;
   for (let i = 0; i < I; i++) inner.push(`let a${i} = As[ka + ty + ${u32(i * TY)}];`);
+  if (hooks.storeRowSum) {
+    // Every thread sums its rows (uniform control flow; one add per loaded A value), and the
+    // threads of the first column of the first N tile write them.
+    for (let i = 0; i < I; i++) {
+      decl.push(`  var rs${i} = ${vecA ? "vec4<f32>" : "f32"}();`);
+      inner.push(`rs${i} += a${i};`);
+      for (let r = 0; r < R; r++) {
+        const m = `(m0 + ${rowOf(i, r)})`;
+        const cond = ["wid.x == 0u", "tx == 0u", ...(checkM ? [lt(m, M)] : [])];
+        const st = hooks.storeRowSum({ g: "g", m, ...sIx }, vecA ? `rs${i}[${r}]` : `rs${i}`);
+        stores.push(`  if (${cond.join(" && ")}) { ${st} }`);
+      }
+    }
+  }
   for (let j = 0; j < J; j++) inner.push(`let b${j} = Bs[kb + tx + ${u32(j * TX)}];`);
   const useStore4 = vecB && !!hooks.store4 && N % 4 === 0;
   for (let i = 0; i < I; i++) {
@@ -326,17 +392,17 @@ export function gemmKernel(
         const mOk = checkM ? [lt(m, M)] : [];
         if (!vecB) {
           const cond = [...mOk, ...(checkN ? [lt(n0, N)] : [])];
-          const st = hooks.store({ g: "g", m, n: n0 }, c);
+          const st = hooks.store({ g: "g", m, n: n0, ...sIx }, c);
           stores.push(cond.length ? `  if (${cond.join(" && ")}) { ${st} }` : `  ${st}`);
         } else if (useStore4) {
           const cond = [...mOk, ...(checkN ? [lt(n0, N)] : [])];
-          const st = hooks.store4!({ g: "g", m, n: n0 }, c);
+          const st = hooks.store4!({ g: "g", m, n: n0, ...sIx }, c);
           stores.push(cond.length ? `  if (${cond.join(" && ")}) { ${st} }` : `  ${st}`);
         } else {
           for (let q = 0; q < 4; q++) {
             const n = `(${n0} + ${u32(q)})`;
             const cond = [...mOk, ...(checkN ? [lt(n, N)] : [])];
-            const st = hooks.store({ g: "g", m, n }, `${c}[${q}]`);
+            const st = hooks.store({ g: "g", m, n, ...sIx }, `${c}[${q}]`);
             stores.push(cond.length ? `  if (${cond.join(" && ")}) { ${st} }` : `  ${st}`);
           }
         }
@@ -353,20 +419,20 @@ ${inner.map((l) => `      ${l}`).join("\n")}
   // into the other half while this one is consumed, so one barrier per slice suffices.
   const sizeA = bk * rowStride, sizeB = bk * colStride;
   const mainLoop = nbuf === 1
-    ? `  for (var k0 = 0u; k0 < ${u32(K)}; k0 += ${u32(bk)}) {
+    ? `  for (var k0 = ${kBeg}; k0 < ${kEnd}; k0 += ${u32(bk)}) {
 ${stageA("k0", "0u")}
 ${stageB("k0", "0u")}
     workgroupBarrier();
 ${compute("", "")}
     workgroupBarrier();
   }`
-    : `${stageA("0u", "0u")}
-${stageB("0u", "0u")}
+    : `${stageA(kBeg, "0u")}
+${stageB(kBeg, "0u")}
   workgroupBarrier();
-  for (var k0 = 0u; k0 < ${u32(K)}; k0 += ${u32(bk)}) {
-    let cur = (k0 / ${u32(bk)}) & 1u;
+  for (var k0 = ${kBeg}; k0 < ${kEnd}; k0 += ${u32(bk)}) {
+    let cur = ((k0 - ${kBeg}) / ${u32(bk)}) & 1u;
     let k1 = k0 + ${u32(bk)};
-    if (k1 < ${u32(K)}) {
+    if (k1 < ${kEnd}) {
       let nxtA = (1u - cur) * ${u32(sizeA)};
       let nxtB = (1u - cur) * ${u32(sizeB)};
 ${stageA("k1", "nxtA")}
@@ -385,7 +451,14 @@ var<workgroup> Bs: array<${vecB ? "vec4<f32>" : "f32"}, ${nbuf * bk * colStride}
 @compute @workgroup_size(${TX}, ${TY})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
-  let g = wid.z;
+${
+    S > 1
+      ? `  let g = wid.z / ${u32(S)};
+  let split = wid.z % ${u32(S)};
+  let kbeg = split * ${u32(chunk)};
+  let kend = min(kbeg + ${u32(chunk)}, ${u32(K)});`
+      : "  let g = wid.z;"
+  }
   let m0 = wid.y * ${u32(bm)};
   let n0 = wid.x * ${u32(bn)};
   let tx = lid.x;
@@ -394,7 +467,8 @@ ${decl.join("\n")}
 ${mainLoop}
 ${stores.join("\n")}
 }`;
-  return { src: { label: `${label} ${fmtTile(tile)}`, code }, groups: gemmGroups(dims, tile) };
+  const split = S > 1 ? ` split${S}` : "";
+  return { src: { label: `${label} ${fmtTile(tile)}${split}`, code }, groups: gemmGroups(dims, tile) };
 }
 
 /** Options for {@linkcode recordGemm}: C (+)= A * B over `batch` independent problems. */

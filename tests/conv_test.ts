@@ -10,8 +10,18 @@ import {
   recordConvDgrad,
   recordConvForward,
   recordConvWgrad,
+  wgradDims,
+  wgradWorkspaceFloats,
 } from "../kernels/conv.ts";
-import { CPU_TILE, GPU_TILE, parseTile, pickTile, recordGemm, type TileConfig } from "../kernels/gemm.ts";
+import {
+  CPU_TILE,
+  GPU_TILE,
+  parseTile,
+  pickSplitK,
+  pickTile,
+  recordGemm,
+  type TileConfig,
+} from "../kernels/gemm.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
 import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
@@ -227,4 +237,114 @@ Deno.test("convolution layer: defaults follow the seed (gaussian 0.01, bias 0, l
   assert.deepEqual(w.decl.filler, { type: "gaussian", std: 0.01 });
   assert.deepEqual(await net.readParam("c.bias"), new Float32Array(3));
   net.destroy();
+});
+
+/** Runs the weight gradient with the bias folded in, split `splitK` ways through a workspace. */
+async function runWgrad(g: ConvGeometry, o: { splitK?: number; tile?: TileConfig; seed: number }) {
+  const gpu = await sharedGpu();
+  const xN = g.n * g.c * g.h * g.w, yN = g.n * g.k * g.oh * g.ow;
+  const wN = g.k * (g.c / g.groups) * g.kh * g.kw;
+  const x = randomArray(xN, o.seed), dy = randomArray(yN, o.seed + 1);
+  const { M, N, groups } = wgradDims(g);
+  const r = {
+    x: createRegion(gpu, x),
+    dy: createRegion(gpu, dy),
+    // Stale values everywhere, so a missed write shows.
+    dw: createRegion(gpu, randomArray(wN, o.seed + 2)),
+    db: createRegion(gpu, randomArray(g.k, o.seed + 3)),
+    ws: createRegion(
+      gpu,
+      randomArray(Math.max(1, (o.splitK ?? 16) * (groups ?? 1) * M * (N + 1)), o.seed + 4),
+    ),
+  };
+  const rec = new Recorder(new KernelCache(gpu));
+  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, db: r.db, workspace: r.ws, geometry: g }, {
+    tile: o.tile,
+    splitK: o.splitK,
+  });
+  await rec.kernels.check();
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  encodeDispatches(pass, rec.dispatches);
+  pass.end();
+  gpu.device.queue.submit([enc.finish()]);
+  const out = { dw: await download(gpu, r.dw), db: await download(gpu, r.db) };
+  for (const v of Object.values(r)) v.buffer.destroy();
+  const ref = { dw: convWgradRef(g, dy, x), db: biasGradRef(dy, { n: g.n, k: g.k, hw: g.oh * g.ow }) };
+  return { out, ref, dispatches: rec.dispatches.map((d) => d.label) };
+}
+
+Deno.test("conv wgrad: split K with the bias folded in matches the CPU twin and repeats bit for bit", async () => {
+  // Long reductions (the cases split K exists for) need a looser tolerance: ~2000-term f32 sums.
+  const tol = { atol: 1e-4, rtol: 1e-4 };
+  const cases: { name: string; input: number[]; p: ConvParams; tile?: string }[] = [
+    { name: "7x7 s2 3->16 (M 16, N 147)", input: [2, 3, 32, 32], p: { k: 16, kernel: 7, stride: 2, pad: 3 } },
+    { name: "3x3 16->16", input: [2, 16, 16, 16], p: { k: 16, kernel: 3, pad: 1 } },
+    { name: "1x1 8->12 (vec4 pixels)", input: [2, 8, 16, 16], p: { k: 12, kernel: 1 } },
+    { name: "groups 2, odd sizes", input: [3, 6, 9, 7], p: { k: 4, kernel: 3, pad: 1, groups: 2 } },
+    {
+      name: "3x3 with a small double-buffered tile",
+      input: [2, 5, 12, 12],
+      p: { k: 6, kernel: 3, pad: 1 },
+      tile: "8x16x4/4x4d",
+    },
+    {
+      name: "3x3 with a scalar tile",
+      input: [2, 5, 12, 12],
+      p: { k: 6, kernel: 3, pad: 1 },
+      tile: "16x8x8/4x1",
+    },
+  ];
+  for (const [ci, c] of cases.entries()) {
+    const g = convGeometry(c.input, c.p);
+    const tile = c.tile ? parseTile(c.tile) : undefined;
+    for (const splitK of [1, 3, undefined]) {
+      const what = `${c.name}, split ${splitK ?? "auto"}`;
+      const a = await runWgrad(g, { splitK, tile, seed: 10 * ci });
+      assertClose(a.out.dw, a.ref.dw, { ...tol, what: `${what}: dw` });
+      assertClose(a.out.db, a.ref.db, { ...tol, what: `${what}: db` });
+      if (splitK === 3) assert.ok(a.dispatches.some((l) => l.includes("reduce")), `${what}: ${a.dispatches}`);
+      const b = await runWgrad(g, { splitK, tile, seed: 10 * ci });
+      assert.deepEqual(b.out, a.out, `${what}: repeat is bit-identical`);
+    }
+  }
+});
+
+Deno.test("conv wgrad: few-tile problems split K on a CPU adapter and the layer reserves the workspace", () => {
+  const g = convGeometry([8, 3, 64, 64], { k: 16, kernel: 7, stride: 2, pad: 3 });
+  const tile = pickTile(wgradDims(g), CPU_TILE);
+  const s = pickSplitK(wgradDims(g), tile, { target: 16, minChunk: 256 });
+  assert.ok(s >= 8, `conv_1 wgrad splits ${s} ways`);
+  assert.ok(wgradWorkspaceFloats(g, { bias: true }) >= s * 16 * 148);
+  // Large problems have tiles enough for a CPU.
+  const big = wgradDims(convGeometry([8, 256, 64, 64], { k: 256, kernel: 3, pad: 1 }));
+  assert.equal(pickSplitK(big, pickTile(big, CPU_TILE), { target: 16, minChunk: 256 }), 1);
+});
+
+Deno.test("convolution layer: split-K weight and bias gradients through the net workspace", async () => {
+  const shape = [2, 3, 24, 24];
+  const layer = new Convolution("conv", {
+    bottom: "x",
+    top: "y",
+    numOutput: 8,
+    kernel: 3,
+    pad: 1,
+    weightFiller: { type: "gaussian", std: 0.3 },
+  });
+  const p = await probe(layer, [shape]);
+  const labels = (await p.net.profile("train", 1)).map((e) => e.label);
+  assert.ok(labels.some((l) => l.includes("conv_wgrad_reduce")), labels.join("\n"));
+  assert.ok(!labels.some((l) => l.includes("conv_bias_grad")), labels.join("\n"));
+  const x = randomArray(2 * 3 * 24 * 24, 7);
+  p.set([x]);
+  const g = convGeometry(shape, { k: 8, kernel: 3, pad: 1 });
+  await p.forward();
+  const grads = await p.backward();
+  const tol = { atol: 1e-4, rtol: 1e-4 };
+  assertClose(grads.params[0], convWgradRef(g, p.r[0], x), { ...tol, what: "conv layer dw (split)" });
+  assertClose(grads.params[1], biasGradRef(p.r[0], { n: 2, k: 8, hw: g.oh * g.ow }), {
+    ...tol,
+    what: "conv layer db (split)",
+  });
+  p.net.destroy();
 });

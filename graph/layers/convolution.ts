@@ -1,8 +1,9 @@
 /**
  * Caffe Convolution: NCHW input, weights [K, C/group, kh, kw], optional bias [K]. Forward,
  * input gradient and weight gradient all run on the implicit-GEMM core (kernels/conv.ts); the
- * bias is added in the forward kernel's epilogue and its gradient is a deterministic per-channel
- * sum.
+ * bias is added in the forward kernel's epilogue and its gradient comes out of the weight-gradient
+ * GEMM as the row sums of dy (deterministic; a separate per-channel sum only when the weights are
+ * frozen).
  * @module
  */
 import {
@@ -22,6 +23,7 @@ import {
   recordConvDgrad,
   recordConvForward,
   recordConvWgrad,
+  wgradWorkspaceFloats,
 } from "../../kernels/conv.ts";
 import type { TileConfig } from "../../kernels/gemm.ts";
 
@@ -126,6 +128,7 @@ export class Convolution extends Layer {
     const g = geometryOrThrow(this.name, bottoms[0], this.opts, "input shape", { k: this.opts.numOutput });
     this.#geom = g;
     declareConvParams(ctx, this.opts, [g.k, g.c / g.groups, g.kh, g.kw], g.k);
+    ctx.workspace(wgradWorkspaceFloats(g, { bias: this.opts.bias ?? true, tile: this.opts.tile }));
     return [[g.n, g.k, g.oh, g.ow]];
   }
 
@@ -143,11 +146,19 @@ export class Convolution extends Layer {
     const g = this.geometry;
     const dy = c.topDiffs[0]!;
     const tile = { tile: this.opts.tile };
-    if (c.paramDiffs[0]) {
-      recordConvWgrad(c.rec, { dy, x: c.bottoms[0].region, dw: c.paramDiffs[0], geometry: g }, tile);
-    }
-    if (c.paramDiffs[1]) {
-      recordBiasGrad(c.rec, { dy, db: c.paramDiffs[1] }, { n: g.n, k: g.k, hw: g.oh * g.ow });
+    const [dw, db] = c.paramDiffs;
+    if (dw) {
+      // The bias gradient rides along: it is the row sums of dy, which the wgrad GEMM stages anyway.
+      recordConvWgrad(c.rec, {
+        dy,
+        x: c.bottoms[0].region,
+        dw,
+        db: db ?? undefined,
+        workspace: c.workspace,
+        geometry: g,
+      }, tile);
+    } else if (db) {
+      recordBiasGrad(c.rec, { dy, db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
     }
     const dx = c.bottomDiffs[0];
     if (dx) {
