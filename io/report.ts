@@ -42,8 +42,11 @@ export type MetricValues = Record<Metric, number | null>;
 export interface ErrorRow {
   /** Samples in the group. */
   n: number;
+  /** 3D argmax decoding. */
   argmax: MetricValues;
+  /** x50-softmax integral (soft-argmax) decoding. */
   integral: MetricValues;
+  /** The mean training pose at the GT root. */
   baseline: MetricValues;
 }
 
@@ -52,18 +55,25 @@ export type SampleErrors = Record<Method, Record<Metric, ArrayLike<number>>>;
 
 /** What was evaluated and how; written verbatim into the report. */
 export interface EvalMeta {
+  /** Run folder. */
   run: string;
+  /** Checkpoint prefix. */
   checkpoint: string;
+  /** Training iteration of the checkpoint. */
   iter: number;
+  /** Dataset root. */
   data: string;
   /** "random", "full" or "protocol2". */
   subset: string;
   /** Seed of the random subset (random only). */
   seed?: number;
+  /** Depth bins of the evaluated stage. */
   d2: number;
+  /** Samples per forward pass. */
   batch: number;
   /** Batch-norm statistics at test time. */
   stats: "batch" | "running";
+  /** Flip test on. */
   flip: boolean;
   /** Samples added to fill the last batch (their results are dropped). */
   padded: number;
@@ -79,7 +89,9 @@ export interface EvalMeta {
 
 /** A complete evaluation report. */
 export interface EvalReport {
+  /** Format tag. */
   format: "volpose-eval/1";
+  /** What was evaluated and how. */
   meta: EvalMeta;
   /** Mean over every sample. */
   overall: ErrorRow;
@@ -109,12 +121,15 @@ export function meanOverJoints(e: ArrayLike<number>): number {
  * come back from the GPU and call {@linkcode build} at the end.
  */
 export class ErrorAccumulator {
+  /** Joints per sample. */
   readonly joints: number;
+  /** Action names, indexed by a sample's action number. */
   readonly actions: readonly string[];
   /** [method][metric] -> Float64Array((actions + 1) * J): per action (last = unassigned) and joint. */
   readonly #sums: Record<Method, Record<Metric, Float64Array>>;
   readonly #counts: Float64Array;
 
+  /** An empty accumulator (16 joints and the 15 Human3.6M actions by default). */
   constructor(opts: { joints?: number; actions?: readonly string[] } = {}) {
     this.joints = opts.joints ?? NUM_JOINTS;
     this.actions = opts.actions ?? ACTIONS;

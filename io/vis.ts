@@ -277,9 +277,11 @@ export interface HeatmapTilesOptions {
   image?: ArrayLike<number>;
   /** Input side S. */
   size?: number;
+  /** Plane order of `image` (default bgr). */
   channelOrder?: "bgr" | "rgb";
   /** GT joints in norm crop coordinates [J x 2], marked with a ring on each tile. */
   gt?: ArrayLike<number>;
+  /** Norm is pixel index / side (the seed's convention). */
   legacy?: boolean;
   /** Tile side in px (default 112). */
   tile?: number;
@@ -475,7 +477,9 @@ export function drawSkeleton3d(o: Skeleton3dOptions): RgbCanvas {
 
 /** One sample of the HTML index. */
 export interface VisEntry {
+  /** Sample id. */
   id: number;
+  /** Action name. */
   action: string;
   /** Image paths relative to the index. */
   images: { title: string; src: string }[];

@@ -103,6 +103,7 @@ export interface EvalOptions {
 
 /** What {@linkcode evaluate} returns. */
 export interface EvalResult {
+  /** The report, as written to report.json. */
   report: EvalReport;
   /** The output folder. */
   outDir: string;
@@ -518,7 +519,11 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
   }
   for (const n of dump) if (!fromAux(n)) keep.add(n);
 
-  const gpu = opts.gpu ?? await openGpu();
+  let gpu = opts.gpu;
+  if (!gpu) {
+    gpu = await openGpu();
+    log(describeGpu(gpu));
+  }
   const net = await Net.build(gpu, mainDef, {
     train: false,
     keep: [...keep],
@@ -900,8 +905,6 @@ async function main(): Promise<number> {
   if (visDecoder !== "max" && visDecoder !== "int") {
     throw new Error(`--vis-decoder: expected max or int, got "${visDecoder}"`);
   }
-  const gpu = await openGpu();
-  console.error(describeGpu(gpu));
   const { report, outDir } = await evaluate({
     run: values.run,
     checkpoint: values.checkpoint,
@@ -918,7 +921,6 @@ async function main(): Promise<number> {
     dump: values.dump?.split(",").map((s) => s.trim()).filter(Boolean),
     baselineSamples: intArg(values["baseline-samples"], "baseline-samples", 1),
     workers: intArg(values.workers, "workers", 0),
-    gpu,
     progress: !values.quiet,
   });
   const table = formatReportTable(report);
