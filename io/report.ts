@@ -268,11 +268,15 @@ function emptyRowValues(): Omit<ErrorRow, "n"> {
   return { argmax: emptyValues(), integral: emptyValues(), baseline: emptyValues() };
 }
 
+function statsWords(meta: EvalMeta): string {
+  return meta.stats === "batch" ? "batch-norm statistics of each batch" : "running batch-norm statistics";
+}
+
 /** One line describing what was evaluated. */
 export function describeEval(meta: EvalMeta): string {
   const subset = meta.subset === "random" ? `random subset (seed ${meta.seed})` : meta.subset;
   return `checkpoint ${meta.checkpoint} (iteration ${meta.iter}, d2 ${meta.d2}); ${subset}; ` +
-    `batch ${meta.batch}, ${meta.stats} BN statistics${meta.flip ? ", flip test" : ""}`;
+    `batch ${meta.batch}, ${statsWords(meta)}${meta.flip ? ", flip test" : ""}`;
 }
 
 /** The report as fixed-width text tables (per action with mean and overall, then per joint). */
@@ -320,7 +324,7 @@ export function formatReportMarkdown(rep: EvalReport): string {
     `- checkpoint: \`${m.checkpoint}\` (iteration ${m.iter}, d2 = ${m.d2})`,
     `- data: \`${m.data}\`, subset: ${m.subset}${m.subset === "random" ? ` (seed ${m.seed})` : ""}, ` +
     `${o.n} samples${m.padded ? ` (+${m.padded} padding, dropped)` : ""}`,
-    `- batch ${m.batch}, ${m.stats} batch-norm statistics, flip test ${m.flip ? "on" : "off"}`,
+    `- batch ${m.batch}, ${statsWords(m)}, flip test ${m.flip ? "on" : "off"}`,
     `- legacy switches: ${
       Object.entries(m.legacy).filter(([, v]) => v).map(([k]) => k).join(", ") || "none"
     }`,
