@@ -13,7 +13,8 @@
  * element is written once, which keeps the result deterministic and lets it accumulate into a
  * gradient another consumer already wrote. 1x1 stride-1 unpadded convolutions get plain-GEMM
  * hooks (no index decoding, vec4 loads along pixels). A transposed convolution (deconvolution)
- * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry.
+ * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry. Depthwise
+ * forward and dgrad, where a GEMM would have M = 1, go to the direct kernels of depthwise.ts.
  * @module
  */
 import {
@@ -36,6 +37,7 @@ import {
   pickTile,
   type TileConfig,
 } from "./gemm.ts";
+import { isDepthwise, recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
 
 /** Sizes of one convolution, input side to output side. */
 export interface ConvGeometry {
@@ -496,13 +498,14 @@ function tileFor(rec: Recorder, dims: GemmDims, o: TileOptions): TileConfig {
   return pickTile(dims, o.tile ?? defaultTile(rec.kernels.gpu));
 }
 
-/** Records y (+)= conv(x, w) (+ bias). */
+/** Records y (+)= conv(x, w) (+ bias); depthwise convolutions take the direct kernel of depthwise.ts. */
 export function recordConvForward(
   rec: Recorder,
   io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
   opts: TileOptions & { accumulate?: boolean } = {},
 ): void {
   const g = io.geometry;
+  if (isDepthwise(g)) return recordDepthwiseForward(rec, io, opts);
   const k = convForwardKernel(g, {
     epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
     tile: tileFor(rec, forwardDims(g), opts),
@@ -510,13 +513,17 @@ export function recordConvForward(
   rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
 }
 
-/** Records dx (+)= conv_transpose(dy, w) (+ bias per input channel). */
+/**
+ * Records dx (+)= conv_transpose(dy, w) (+ bias per input channel); depthwise convolutions take
+ * the direct kernel of depthwise.ts.
+ */
 export function recordConvDgrad(
   rec: Recorder,
   io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
   opts: TileOptions & { accumulate?: boolean } = {},
 ): void {
   const g = io.geometry;
+  if (isDepthwise(g)) return recordDepthwiseDgrad(rec, io, opts);
   const k = convDgradKernel(g, {
     epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
     tile: tileFor(rec, dgradDims(g), opts),

@@ -5,7 +5,9 @@
  * It is exactly the input gradient of the convolution that maps the output back onto the
  * input, so it runs on the same kernels with roles swapped: forward is that convolution's
  * dgrad (bias added in its epilogue), the input gradient is its forward, and the weight
- * gradient is its wgrad with input and output-gradient exchanged.
+ * gradient is its wgrad with input and output-gradient exchanged. A depthwise deconvolution (the
+ * upsampling below) runs forward and input gradient on the direct kernels of
+ * kernels/depthwise.ts, which those conv launchers pick by geometry.
  *
  * The seed upsamples with group = channels, kernel 4, stride 2, pad 1, no bias, lr_mult 0 and
  * the bilinear filler: the separable kernel [0.25, 0.75, 0.75, 0.25] with zero padding, so the

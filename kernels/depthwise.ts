@@ -1,0 +1,151 @@
+/**
+ * Depthwise convolution (groups = input channels = output channels) as direct kernels, one
+ * invocation per output element summing its few taps.
+ *
+ * Why not the GEMM core: a depthwise GEMM has M = 1 and K = kh*kw per group, so every staged
+ * operand element feeds a single multiply-add and the tile machinery (workgroup staging,
+ * barriers, register blocking) is pure overhead; on a CPU adapter the hourglass upsampling ran
+ * at ~0.5 GFLOP/s that way. The direct forms read each input through its tap arithmetic and
+ * write each output once, so results are deterministic and accumulating into an existing
+ * gradient is free.
+ *
+ * The input gradient gathers: dx[iy, ix] sums dy[oy, ox] * w[r, s] over the taps with
+ * iy = oy*sh - ph + r. For stride > 1 only taps r with r = (iy + ph) mod sh can land, so the loop
+ * starts there and steps by the stride (2x2 of the 4x4 taps for the seed's x2 upsampling).
+ * The weight gradient keeps the GEMM path (kernels/conv.ts), where the reduction over pixels is
+ * long enough to amortise the tiles.
+ * @module
+ */
+import type { ConvGeometry, Epilogue } from "./conv.ts";
+import { elementwise, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
+
+/** True when `g` is depthwise with one output per input channel, the case these kernels handle. */
+export function isDepthwise(g: ConvGeometry): boolean {
+  return g.groups > 1 && g.groups === g.c && g.k === g.c;
+}
+
+function check(g: ConvGeometry): void {
+  if (!isDepthwise(g)) {
+    throw new RangeError(
+      `depthwise kernels need groups = channels = outputs, got ${g.c}->${g.k} g${g.groups}`,
+    );
+  }
+}
+
+function label(kind: string, g: ConvGeometry, ep: Epilogue): string {
+  return `dw_${kind} ${g.n}x${g.c}x${g.h}x${g.w} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}${
+    ep.bias ? " +bias" : ""
+  }${ep.accumulate ? " acc" : ""}`;
+}
+
+/** The store of one finished value `v` of channel `ch` to `out[i]`, per the epilogue. */
+function put(out: string, ep: Epilogue): string {
+  const v = ep.bias ? "v + bias[ch]" : "v";
+  return `${out}[i] = ${ep.accumulate ? `${out}[i] + ` : ""}${v};`;
+}
+
+/**
+ * y = depthwise_conv(x, w) (+ bias) (+= y). Bindings: x, w, [bias], y; w is [c, 1, kh, kw].
+ */
+export function depthwiseForwardKernel(
+  g: ConvGeometry,
+  opts: { epilogue?: Epilogue } = {},
+): { src: KernelSource; groups: [number, number, number] } {
+  check(g);
+  const ep = opts.epilogue ?? {};
+  const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
+  const k = elementwise(label("fwd", g, ep), {
+    bindings: [
+      { name: "x", access: "read" },
+      { name: "w", access: "read" },
+      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+      { name: "y", access: "read_write" },
+    ],
+    n: g.n * g.c * oh * ow,
+    // Unsigned wrap-around turns a negative coordinate into a huge one: one compare per axis.
+    body: `  let ox = i % ${u32(ow)};
+  let oy = (i / ${u32(ow)}) % ${u32(oh)};
+  let plane = i / ${u32(oh * ow)};
+  let ch = plane % ${u32(g.c)};
+  let xb = plane * ${u32(h * w)};
+  let wb = ch * ${u32(kh * kw)};
+  var v = 0.0;
+  for (var r = 0u; r < ${u32(kh)}; r++) {
+    let iy = oy * ${u32(sh)} + r - ${u32(ph)};
+    if (iy >= ${u32(h)}) { continue; }
+    for (var s = 0u; s < ${u32(kw)}; s++) {
+      let ix = ox * ${u32(sw)} + s - ${u32(pw)};
+      if (ix >= ${u32(w)}) { continue; }
+      v = fma(x[xb + iy * ${u32(w)} + ix], w[wb + r * ${u32(kw)} + s], v);
+    }
+  }
+  ${put("y", ep)}`,
+  });
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/**
+ * dx = depthwise_conv_transpose(dy, w) (+ bias per channel) (+= dx): the input gradient of the
+ * depthwise convolution `g`, and the forward pass of a depthwise deconvolution. Bindings: dy, w,
+ * [bias], dx.
+ */
+export function depthwiseDgradKernel(
+  g: ConvGeometry,
+  opts: { epilogue?: Epilogue } = {},
+): { src: KernelSource; groups: [number, number, number] } {
+  check(g);
+  const ep = opts.epilogue ?? {};
+  const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
+  const k = elementwise(label("dgrad", g, ep), {
+    bindings: [
+      { name: "dy", access: "read" },
+      { name: "w", access: "read" },
+      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+      { name: "dx", access: "read_write" },
+    ],
+    n: g.n * g.c * h * w,
+    // ty = iy + ph - r must be a non-negative multiple of the stride: start r at the one residue
+    // that qualifies and step by the stride; oy = ty / sh then only needs an upper bound (a tap
+    // past the top edge has r > iy + ph, which wraps ty around to a huge value).
+    body: `  let ix = i % ${u32(w)};
+  let iy = (i / ${u32(w)}) % ${u32(h)};
+  let plane = i / ${u32(h * w)};
+  let ch = plane % ${u32(g.c)};
+  let yb = plane * ${u32(oh * ow)};
+  let wb = ch * ${u32(kh * kw)};
+  var v = 0.0;
+  for (var r = (iy + ${u32(ph)}) % ${u32(sh)}; r < ${u32(kh)}; r += ${u32(sh)}) {
+    let oy = (iy + ${u32(ph)} - r) / ${u32(sh)};
+    if (oy >= ${u32(oh)}) { continue; }
+    for (var s = (ix + ${u32(pw)}) % ${u32(sw)}; s < ${u32(kw)}; s += ${u32(sw)}) {
+      let ox = (ix + ${u32(pw)} - s) / ${u32(sw)};
+      if (ox >= ${u32(ow)}) { continue; }
+      v = fma(dy[yb + oy * ${u32(ow)} + ox], w[wb + r * ${u32(kw)} + s], v);
+    }
+  }
+  ${put("dx", ep)}`,
+  });
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/** Records y (+)= depthwise_conv(x, w) (+ bias). */
+export function recordDepthwiseForward(
+  rec: Recorder,
+  io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
+  opts: { accumulate?: boolean } = {},
+): void {
+  const k = depthwiseForwardKernel(io.geometry, {
+    epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
+  });
+  rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
+}
+
+/** Records dx (+)= depthwise_conv_transpose(dy, w) (+ bias). */
+export function recordDepthwiseDgrad(
+  rec: Recorder,
+  io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
+  opts: { accumulate?: boolean } = {},
+): void {
+  const k = depthwiseDgradKernel(io.geometry, { epilogue: { bias: !!io.bias, accumulate: opts.accumulate } });
+  rec.dispatch(k.src, [io.dy, io.w, ...(io.bias ? [io.bias] : []), io.dx], k.groups);
+}

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { sharedGpu } from "../graph/device.ts";
+import { createRegion, download } from "../graph/tensor.ts";
+import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
+import { convGeometry, type ConvParams } from "../kernels/conv.ts";
+import { isDepthwise, recordDepthwiseDgrad, recordDepthwiseForward } from "../kernels/depthwise.ts";
+import { assertClose, randomArray } from "./gradcheck.ts";
+import { convDgradRef, convForwardRef } from "./reference/conv.ts";
+
+// At most kh*kw (<= 25) f32 products per output against f64 references.
+const TOL = { atol: 1e-5, rtol: 1e-5 };
+
+const CASES: { name: string; input: number[]; p: ConvParams }[] = [
+  { name: "3x3 s1 p1", input: [2, 5, 7, 6], p: { k: 5, kernel: 3, pad: 1, groups: 5 } },
+  // The mirror of the seed's x2 bilinear upsampling: only 2x2 of the 4x4 taps land per dx element.
+  { name: "4x4 s2 p1", input: [2, 4, 16, 12], p: { k: 4, kernel: 4, stride: 2, pad: 1, groups: 4 } },
+  { name: "odd 4x4 s2 p1", input: [1, 3, 9, 7], p: { k: 3, kernel: 4, stride: 2, pad: 1, groups: 3 } },
+  {
+    name: "non-square 3x5 s2x3 p1x2",
+    input: [2, 3, 10, 11],
+    p: { k: 3, kernel: [3, 5], stride: [2, 3], pad: [1, 2], groups: 3 },
+  },
+  {
+    name: "stride past the kernel 2x2 s3",
+    input: [1, 2, 8, 8],
+    p: { k: 2, kernel: 2, stride: 3, groups: 2 },
+  },
+];
+
+for (const [ci, c] of CASES.entries()) {
+  Deno.test(`depthwise kernels: ${c.name} forward and dgrad (bias, accumulate) match the CPU twin, repeatably`, async () => {
+    const gpu = await sharedGpu();
+    const g = convGeometry(c.input, c.p);
+    assert.ok(isDepthwise(g));
+    const xN = g.n * g.c * g.h * g.w, yN = g.n * g.k * g.oh * g.ow, wN = g.k * g.kh * g.kw;
+    const s = 50 * ci;
+    const x = randomArray(xN, s), w = randomArray(wN, s + 1), bias = randomArray(g.c, s + 2);
+    const dy = randomArray(yN, s + 3), y0 = randomArray(yN, s + 4), dx0 = randomArray(xN, s + 5);
+    const run = async () => {
+      const r = {
+        x: createRegion(gpu, x),
+        w: createRegion(gpu, w),
+        bias: createRegion(gpu, bias),
+        dy: createRegion(gpu, dy),
+        y: createRegion(gpu, randomArray(yN, s + 6)),
+        yAcc: createRegion(gpu, y0),
+        dx: createRegion(gpu, randomArray(xN, s + 7)),
+        dxAcc: createRegion(gpu, dx0),
+        dxBias: createRegion(gpu, xN),
+      };
+      const rec = new Recorder(new KernelCache(gpu));
+      recordDepthwiseForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.y, geometry: g });
+      recordDepthwiseForward(rec, { x: r.x, w: r.w, y: r.yAcc, geometry: g }, { accumulate: true });
+      recordDepthwiseDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g });
+      recordDepthwiseDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxAcc, geometry: g }, { accumulate: true });
+      recordDepthwiseDgrad(rec, { dy: r.dy, w: r.w, bias: r.bias, dx: r.dxBias, geometry: g });
+      await rec.kernels.check();
+      const enc = gpu.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      encodeDispatches(pass, rec.dispatches);
+      pass.end();
+      gpu.device.queue.submit([enc.finish()]);
+      const out = {
+        y: await download(gpu, r.y),
+        yAcc: await download(gpu, r.yAcc),
+        dx: await download(gpu, r.dx),
+        dxAcc: await download(gpu, r.dxAcc),
+        dxBias: await download(gpu, r.dxBias),
+      };
+      for (const v of Object.values(r)) v.buffer.destroy();
+      return out;
+    };
+    const out = await run();
+    const yRef = convForwardRef(g, x, w), dxRef = convDgradRef(g, dy, w);
+    const hw = g.h * g.w;
+    const ref = {
+      y: convForwardRef(g, x, w, bias),
+      yAcc: yRef.map((v, i) => v + y0[i]),
+      dx: dxRef,
+      dxAcc: dxRef.map((v, i) => v + dx0[i]),
+      dxBias: dxRef.map((v, i) => v + bias[Math.floor(i / hw) % g.c]),
+    };
+    for (const key of Object.keys(ref) as (keyof typeof ref)[]) {
+      assertClose(out[key], ref[key], { ...TOL, what: `${c.name}: ${key}` });
+    }
+    assert.deepEqual(await run(), out, `${c.name}: a second run is bit-identical`);
+  });
+}
+
+Deno.test("depthwise kernels: refuse a non-depthwise geometry", () => {
+  const g = convGeometry([1, 4, 6, 6], { k: 8, kernel: 3, groups: 4 });
+  assert.equal(isDepthwise(g), false);
+  assert.throws(
+    () => recordDepthwiseForward(null as unknown as Recorder, { x: null!, w: null!, y: null!, geometry: g }),
+    /groups = channels = outputs/,
+  );
+});
