@@ -70,7 +70,8 @@ export function linePlotSvg(
       return;
     }
     const xs = pts.map(([x]) => x);
-    let x1 = Math.min(...xs), x2 = Math.max(...xs);
+    const x1 = Math.min(...xs);
+    let x2 = Math.max(...xs);
     if (x2 === x1) x2 = x1 + 1;
     const tf = (v: number) => (p.logY ? Math.log10(v) : v);
     const ys = pts.map(([, y]) => tf(y));
