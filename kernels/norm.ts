@@ -18,7 +18,15 @@ import {
   u32,
 } from "./kernel.ts";
 
-const WG = 256;
+/**
+ * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
+ * every barrier, so 256 threads made the tree reductions (8 barrier levels over 32 chunks) cost
+ * more than the arithmetic for the tens of thousands of values per channel these nets have; 64
+ * threads keep each core busy with fewer switches. GPUs keep 256.
+ */
+function widthFor(rec: Recorder): number {
+  return rec.kernels.gpu.isFallback ? 64 : 256;
+}
 
 /** A tensor viewed as [outer, channels, inner]; for NCHW that is N, C and H*W. */
 export interface ChannelShape {
@@ -54,12 +62,13 @@ class Bind {
   }
 }
 
-/** Workgroup tree sums of one or two values; every invocation gets the total. */
-const REDUCE = `var<workgroup> sh: array<vec2f, ${WG}>;
+/** Workgroup tree sums of one or two values over `wg` threads; every invocation gets the total. */
+const reduce = (wg: number) =>
+  `var<workgroup> sh: array<vec2f, ${wg}>;
 fn wg_sum2(v: vec2f, lid: u32) -> vec2f {
   sh[lid] = v;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) { sh[lid] = sh[lid] + sh[lid + s]; }
     workgroupBarrier();
   }
@@ -79,8 +88,8 @@ function channelIndex(s: ChannelShape): string {
 }
 
 /** Kernel header running one workgroup per channel (folded to 2-D past 65535 channels). */
-function perChannelMain(s: ChannelShape): string {
-  return `@compute @workgroup_size(${WG})
+function perChannelMain(s: ChannelShape, wg: number): string {
+  return `@compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u) {
   let c = wid.x + wid.y * nwg.x;
@@ -125,6 +134,7 @@ export interface BatchNormForwardOptions extends Affine {
  * initialised layer (S = 0) takes the first batch's statistics as they are.
  */
 export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): void {
+  const wg = widthFor(rec);
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   if (o.stats.kind === "running") {
     const b = new Bind().read("x", o.x);
@@ -159,18 +169,18 @@ export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): voi
     rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`
     : "";
   const code = `${b.code}
-${REDUCE}
-${perChannelMain(s)}
+${reduce(wg)}
+${perChannelMain(s, wg)}
   var acc = 0.0;
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) { acc += x[${idx}]; }
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) { acc += x[${idx}]; }
   let mean = wg_sum(acc, lid) * ${f32(1 / M)};
   acc = 0.0;
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) { let d = x[${idx}] - mean; acc += d * d; }
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) { let d = x[${idx}] - mean; acc += d * d; }
   let v = wg_sum(acc, lid) * ${f32(1 / M)};
   let inv = inverseSqrt(v + ${f32(o.eps)});
   let scale = ${a.gamma} * inv;
   let shift = ${a.beta} - mean * scale;
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) {
     let i = ${idx};
     let z = x[i] * scale + shift;
     y[i] = ${o.relu ? "max(z, 0.0)" : "z"};
@@ -212,6 +222,7 @@ export interface BatchNormBackwardOptions extends Affine {
  *   running statistics: dx = gamma/std * g  (the statistics are constants).
  */
 export function batchNormBackward(rec: Recorder, o: BatchNormBackwardOptions): void {
+  const wg = widthFor(rec);
   if (!o.dx && !o.dgamma && !o.dbeta) return;
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   const b = new Bind().read("x", o.x).read("dy", o.dy);
@@ -238,7 +249,7 @@ export function batchNormBackward(rec: Recorder, o: BatchNormBackwardOptions): v
   let body: string;
   if (batch) {
     body = `  var acc = vec2f(0.0);
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) {
     ${grad}
     acc += vec2f(g, g * xh);
   }
@@ -248,7 +259,7 @@ ${
         ? `  let k = ${a.gamma} * inv;
   let mg = tot.x * ${f32(1 / M)};
   let mgx = tot.y * ${f32(1 / M)};
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) {
     ${grad}
     dx[i] = ${acc}k * (g - mg - xh * mgx);
   }`
@@ -257,15 +268,15 @@ ${
   } else {
     body = `  var acc = vec2f(0.0);
   let k = ${a.gamma} * inv;
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) {
     ${grad}
     acc += vec2f(g, g * xh);${o.dx ? `\n    dx[i] = ${acc}k * g;` : ""}
   }
   let tot = ${o.dgamma || o.dbeta ? "wg_sum2(acc, lid)" : "acc"};`;
   }
   const code = `${b.code}
-${REDUCE}
-${perChannelMain(s)}
+${reduce(wg)}
+${perChannelMain(s, wg)}
 ${stats}
   let scale = ${a.gamma} * inv;
   let shift = ${a.beta} - mean * scale;
@@ -292,8 +303,8 @@ export interface GroupNormForwardOptions extends Affine {
 }
 
 /** Per (sample, group) statistics over channels-per-group x inner contiguous values. */
-function groupMain(s: ChannelShape, G: number): string {
-  return `@compute @workgroup_size(${WG})
+function groupMain(s: ChannelShape, G: number, wg: number): string {
+  return `@compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u) {
   let ng = wid.x + wid.y * nwg.x;
@@ -309,20 +320,21 @@ fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: v
  * optional ReLU. No running statistics: it behaves the same in training and inference.
  */
 export function groupNormForward(rec: Recorder, o: GroupNormForwardOptions): void {
+  const wg = widthFor(rec);
   const s = o.shape, G = o.groups, L = (s.channels / G) * s.inner;
   const b = new Bind().read("x", o.x);
   const a = affineBindings(b, o);
   b.write("y", o.y).write("saved", o.saved);
   const code = `${b.code}
-${REDUCE}
-${groupMain(s, G)}
+${reduce(wg)}
+${groupMain(s, G, wg)}
   var acc = 0.0;
-  for (var j = lid; j < ${u32(L)}; j += ${WG}u) { acc += x[base + j]; }
+  for (var j = lid; j < ${u32(L)}; j += ${wg}u) { acc += x[base + j]; }
   let mean = wg_sum(acc, lid) * ${f32(1 / L)};
   acc = 0.0;
-  for (var j = lid; j < ${u32(L)}; j += ${WG}u) { let d = x[base + j] - mean; acc += d * d; }
+  for (var j = lid; j < ${u32(L)}; j += ${wg}u) { let d = x[base + j] - mean; acc += d * d; }
   let inv = inverseSqrt(wg_sum(acc, lid) * ${f32(1 / L)} + ${f32(o.eps)});
-  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(L)}; j += ${wg}u) {
     let c = c0 + j / ${u32(s.inner)};
     let z = (x[base + j] - mean) * inv * ${a.gamma} + ${a.beta};
     y[base + j] = ${o.relu ? "max(z, 0.0)" : "z"};
@@ -356,6 +368,7 @@ export interface GroupNormBackwardOptions extends Affine {
  * dgamma = sum g*xh, dbeta = sum g per channel.
  */
 export function groupNormBackward(rec: Recorder, o: GroupNormBackwardOptions): void {
+  const wg = widthFor(rec);
   const s = o.shape, G = o.groups, CG = s.channels / G, L = CG * s.inner, NG = s.outer * G;
   // Recomputed exactly as the forward did, so the ReLU mask matches it.
   const grad = (gamma: string, beta: string) =>
@@ -367,12 +380,12 @@ export function groupNormBackward(rec: Recorder, o: GroupNormBackwardOptions): v
     const a = affineBindings(b, o);
     b.read("saved", o.saved).write("dx", o.dx);
     const code = `${b.code}
-${REDUCE}
-${groupMain(s, G)}
+${reduce(wg)}
+${groupMain(s, G, wg)}
   let mean = saved[ng];
   let inv = saved[${u32(NG)} + ng];
   var acc = vec2f(0.0);
-  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(L)}; j += ${wg}u) {
     let i = base + j;
     let c = c0 + j / ${u32(s.inner)};
     ${grad(a.gamma, a.beta)}
@@ -380,7 +393,7 @@ ${groupMain(s, G)}
     acc += vec2f(gh, gh * xh);
   }
   let tot = wg_sum2(acc, lid) * ${f32(1 / L)};
-  for (var j = lid; j < ${u32(L)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(L)}; j += ${wg}u) {
     let i = base + j;
     let c = c0 + j / ${u32(s.inner)};
     ${grad(a.gamma, a.beta)}
@@ -401,11 +414,11 @@ ${groupMain(s, G)}
     if (o.dbeta) b.write("dbeta", o.dbeta);
     const M = s.outer * s.inner;
     const code = `${b.code}
-${REDUCE}
-${perChannelMain(s)}
+${reduce(wg)}
+${perChannelMain(s, wg)}
   let grp = c / ${u32(CG)};
   var acc = vec2f(0.0);
-  for (var j = lid; j < ${u32(M)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(M)}; j += ${wg}u) {
     let n = j / ${u32(s.inner)};
     let i = ${channelIndex(s)};
     let mean = saved[n * ${u32(G)} + grp];
@@ -464,6 +477,7 @@ export interface ScaleBackwardOptions {
  * One dispatch: elementwise when only dx is needed, else one workgroup per channel doing both.
  */
 export function scaleBackward(rec: Recorder, o: ScaleBackwardOptions): void {
+  const wg = widthFor(rec);
   const s = o.shape;
   const acc = o.accumulate ? "dx[i] + " : "";
   if (!o.dgamma && !o.dbeta) {
@@ -483,10 +497,10 @@ export function scaleBackward(rec: Recorder, o: ScaleBackwardOptions): void {
   if (o.dgamma) b.write("dgamma", o.dgamma);
   if (o.dbeta) b.write("dbeta", o.dbeta);
   const code = `${b.code}
-${REDUCE}
-${perChannelMain(s)}
+${reduce(wg)}
+${perChannelMain(s, wg)}
   var acc = vec2f(0.0);
-  for (var j = lid; j < ${u32(s.outer * s.inner)}; j += ${WG}u) {
+  for (var j = lid; j < ${u32(s.outer * s.inner)}; j += ${wg}u) {
     let i = ${channelIndex(s)};
     let g = dy[i];
     acc += vec2f(g, g * x[i]);${o.dx ? `\n    dx[i] = ${acc}g * gamma[c];` : ""}
