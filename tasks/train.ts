@@ -66,7 +66,7 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Show the progress bar (default true). */
   progress?: boolean;
-  /** Stop (with a checkpoint) once this many seconds have passed; the run can be resumed. */
+  /** Time budget in seconds, overriding the config's: stop with a checkpoint once it is spent. */
   maxSeconds?: number;
 }
 
@@ -74,6 +74,8 @@ export interface TrainOptions {
 export interface TrainResult {
   iter: number;
   interrupted: boolean;
+  /** The run's time budget ran out before the schedule's end (a normal finish; --resume continues). */
+  budgetReached: boolean;
   checkpoint: string | null;
   /** Last scalars read, by name (mean over the last display window). */
   last: Record<string, number>;
@@ -113,6 +115,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
     );}
 
   let interrupted = false;
+  let budgetReached = false;
   const onSigint = () => {
     if (interrupted) Deno.exit(130);
     interrupted = true;
@@ -253,16 +256,27 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
               await writePlot(join(runDir, "curve.svg"), history, cfg);
             }
             if (it % cfg.snapshot === 0 && it !== end) await save("snapshot");
-            const overTime = opts.maxSeconds !== undefined &&
-              (performance.now() - t0) / 1000 > opts.maxSeconds;
-            if (interrupted || overTime) {
-              const p = await save(interrupted ? "interrupt" : "time limit");
-              log(
-                `${
-                  interrupted ? "interrupted" : "time limit reached"
-                } at iteration ${it}; checkpoint ${p}; continue with --resume`,
-              );
-              interrupted = true;
+            const budget = opts.maxSeconds ?? cfg.timeBudgetSec;
+            if (budget !== undefined && (performance.now() - t0) / 1000 > budget) budgetReached = true;
+            if (interrupted || budgetReached) {
+              if (!interrupted && cfg.evalEvery > 0 && it % cfg.evalEvery !== 0) {
+                lastEval = await heldOutEval(net, cfg, evalIds);
+                const row = {
+                  type: "eval",
+                  iter: it,
+                  stage: k,
+                  d2: stage.d2,
+                  samples: evalIds.length,
+                  ...lastEval,
+                };
+                history.push(row);
+                await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+                log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
+                await writePlot(join(runDir, "curve.svg"), history, cfg);
+              }
+              const p = await save(interrupted ? "interrupt" : "time budget");
+              const why = interrupted ? "interrupted" : `time budget of ${budget} s reached`;
+              log(`${why} at iteration ${it}; checkpoint ${p}; --resume continues the schedule`);
               break;
             }
           }
@@ -271,8 +285,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           const bad = pipe.stats().badSamples;
           if (bad > 0) log(`skipped ${bad} bad sample(s) in stage d2 = ${stage.d2} (--skip-bad)`);
         }
-        if (interrupted) {
-          return { iter: net.iter, interrupted: true, checkpoint: lastCheckpoint, last, lastEval };
+        if (interrupted || budgetReached) {
+          return { iter: net.iter, interrupted, budgetReached, checkpoint: lastCheckpoint, last, lastEval };
         }
         const p = await save("stage end");
         log(`stage d2 = ${stage.d2} done at iteration ${net.iter}; checkpoint ${p}`);
@@ -288,7 +302,14 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
     } catch { /* not registered */ }
   }
   bar?.finish(`done in ${formatDuration((performance.now() - t0) / 1000)}`);
-  return { iter: totalIters, interrupted: false, checkpoint: lastCheckpoint, last, lastEval };
+  return {
+    iter: totalIters,
+    interrupted: false,
+    budgetReached: false,
+    checkpoint: lastCheckpoint,
+    last,
+    lastEval,
+  };
 }
 
 function flatten(s: Record<string, Float32Array>): Record<string, number> {
@@ -414,14 +435,15 @@ const HELP = `volpose train: train the coarse-to-fine volumetric pose network
 Usage: deno task train [options]
 
 With no options: trains the "tiny" preset on the built-in synthetic dataset (generated on first
-use) for about ten minutes on a CPU, writing runs/<name>/.
+use) for ten minutes (its time budget), writing runs/<name>/.
 
 Data and run
   --data DIR            dataset root in the seed's layout (default: built-in synthetic data)
   --run DIR             run folder (default: runs/<preset>-<date>)
   --resume [DIR]        continue a run from its latest checkpoint (default: the newest run)
   --from PREFIX         start from a checkpoint's weights (copied by name, rest re-initialised)
-  --max-seconds S       stop with a checkpoint after S seconds (continue with --resume)
+  --time-budget S       train at most S seconds, then finish with a checkpoint (default for tiny
+                        without --iters: 600); --resume continues the schedule
 
 Model
   --preset NAME         ${Object.keys(PRESETS).join(" | ")} (default tiny)
@@ -484,6 +506,9 @@ function list(v: string | undefined, name: string): number[] | undefined {
 
 /** The default number of iterations per preset when no --iters is given. */
 const DEFAULT_ITERS: Record<string, number> = { tiny: 3000, small: 20000, seed: 720000 };
+
+/** Default time budget (seconds) when neither --iters nor --time-budget is given: tiny trains ~10 minutes. */
+const DEFAULT_BUDGET: Record<string, number> = { tiny: 600 };
 
 /** Builds a run configuration from command-line values. */
 export function configFromArgs(v: Record<string, string | boolean | undefined>, data: string): RunConfig {
@@ -567,8 +592,12 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
       momentum: num(s("momentum"), "momentum"),
     },
     losses: {
-      heatmap2d: num(s("loss-2d"), "loss-2d") ?? 1,
-      heatmap3d: loss3d === undefined || loss3d === "seed" ? (isSeed ? "seed" : 1) : num(loss3d, "loss-3d")!,
+      // Off the seed preset, training is led by the integral loss (heatmap L2 at 0.1): measured to learn
+      // faster per sample on small networks (README, "Results").
+      heatmap2d: num(s("loss-2d"), "loss-2d") ?? (isSeed ? 1 : 0.1),
+      heatmap3d: loss3d === undefined || loss3d === "seed"
+        ? (isSeed ? "seed" : 0.1)
+        : num(loss3d, "loss-3d")!,
       integral: num(s("loss-int"), "loss-int") ?? (isSeed ? 0 : 1),
       integralNorm: intNorm,
       smoothL1: num(s("loss-smoothl1"), "loss-smoothl1") ?? 0,
@@ -591,6 +620,8 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     evalEvery: int(s("eval-every"), "eval-every", 0) ?? (isSeed ? 0 : 500),
     evalSamples: int(s("eval-samples"), "eval-samples") ?? 240,
     skipBad: v["skip-bad"] === true,
+    timeBudgetSec: num(s("time-budget"), "time-budget") ??
+      (s("iters") === undefined ? DEFAULT_BUDGET[preset] : undefined),
   };
 }
 
@@ -618,7 +649,7 @@ async function main(): Promise<number> {
       run: { type: "string" },
       resume: { type: "boolean" },
       from: { type: "string" },
-      "max-seconds": { type: "string" },
+      "time-budget": { type: "string" },
       preset: { type: "string" },
       input: { type: "string" },
       features: { type: "string" },
@@ -669,7 +700,7 @@ async function main(): Promise<number> {
   }
   const gpu = await openGpu();
   console.error(describeGpu(gpu));
-  const maxSeconds = num(values["max-seconds"], "max-seconds");
+  const maxSeconds = values.resume ? num(values["time-budget"], "time-budget") : undefined;
   let cfg: RunConfig;
   let runDir: string;
   if (values.resume) {
@@ -701,7 +732,8 @@ async function main(): Promise<number> {
   console.error(
     r.interrupted
       ? `stopped at iteration ${r.iter}; resume with: deno task train --resume --run ${runDir}`
-      : `finished ${r.iter} iterations; evaluate with: deno task eval --run ${runDir}`,
+      : `finished at iteration ${r.iter}${r.budgetReached ? " (time budget)" : ""}; evaluate with: ` +
+        `deno task eval --run ${runDir}`,
   );
   return r.interrupted ? 130 : 0;
 }

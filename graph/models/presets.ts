@@ -44,7 +44,7 @@ export const PRESETS: Record<PresetName, HourglassConfig> = {
     link: 48,
     joints: 16,
     d1: 1,
-    d2: 8,
+    d2: 16,
     norm: "batch",
   },
 };

@@ -53,6 +53,8 @@ export interface RunConfig {
   evalSamples: number;
   /** Skip (and count) samples whose files are bad instead of stopping. */
   skipBad?: boolean;
+  /** Stop (with a checkpoint, as a normal finish) once training has run this many seconds. */
+  timeBudgetSec?: number;
 }
 
 /** The network configuration of stage `d2`. */
