@@ -19,6 +19,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Where to write (default stderr). */
   write?: (text: string) => void;
+  /** A wall-clock budget in seconds: the ETA never exceeds what is left of it. */
+  budgetSec?: number;
   /** Treat the output as a terminal (default: whether stderr is one). */
   tty?: boolean;
 }
@@ -34,9 +36,10 @@ export function formatDuration(sec: number): string {
 
 /** A redrawing progress line. */
 export class ProgressBar {
-  readonly opts: Required<Omit<ProgressOptions, "tty">> & { tty: boolean };
+  readonly opts: Required<Omit<ProgressOptions, "tty" | "budgetSec">> & { tty: boolean; budgetSec?: number };
   #done = 0;
   #start = performance.now();
+  readonly #born = performance.now();
   #last = 0;
   #status = "";
   #rateBase = 0;
@@ -96,7 +99,12 @@ export class ProgressBar {
     const fill = Math.round(frac * width);
     const bar = total > 0 ? ` [${"#".repeat(fill)}${".".repeat(width - fill)}]` : "";
     const count = total > 0 ? `${this.#done}/${total}` : `${this.#done}`;
-    const eta = total > 0 && rate > 0 ? ` ETA ${formatDuration((total - this.#done) / rate)}` : "";
+    let etaSec = total > 0 && rate > 0 ? (total - this.#done) / rate : Infinity;
+    const budget = this.opts.budgetSec;
+    if (budget !== undefined) etaSec = Math.min(etaSec, Math.max(0, budget - (now - this.#born) / 1000));
+    const eta = Number.isFinite(etaSec)
+      ? ` ETA ${formatDuration(etaSec)}${etaSec < (total - this.#done) / rate ? " (budget)" : ""}`
+      : "";
     const status = this.#status ? ` | ${this.#status}` : "";
     return `${label}${bar} ${count} ${rate.toFixed(rate < 10 ? 2 : 1)} ${unit}${eta}${status}`;
   }

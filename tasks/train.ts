@@ -124,9 +124,12 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
     Deno.addSignalListener("SIGINT", onSigint);
   } catch { /* signals unavailable (e.g. in some test runners) */ }
   const t0 = performance.now();
-  const bar = opts.progress === false
-    ? null
-    : new ProgressBar({ label: "train", total: totalIters, unit: "it/s" });
+  const bar = opts.progress === false ? null : new ProgressBar({
+    label: "train",
+    total: totalIters,
+    unit: "it/s",
+    budgetSec: opts.maxSeconds ?? cfg.timeBudgetSec,
+  });
   const log = opts.log ?? ((l: string) => bar ? bar.log(l) : console.error(l));
   let last: Record<string, number> = {};
   let lastEval: Record<string, number> | null = null;
