@@ -18,7 +18,7 @@ import type { Layer, Shape } from "../graph/layer.ts";
 import { checkpointPaths, findLatestCheckpoint, loadCheckpoint } from "../graph/checkpoint.ts";
 import { readSafetensorsHeader } from "../graph/safetensors.ts";
 import { ERROR_BLOBS, type LegacyFlags, poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { parseRunConfig, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
+import { newestRun, parseRunConfig, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
 import { DepthDecode, GenPredMono3D } from "../graph/layers/geometry.ts";
 import { PoseErrors } from "../graph/layers/metrics.ts";
 import { Reshape } from "../graph/layers/reshape.ts";
@@ -142,21 +142,6 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function newestRun(root: string): Promise<string | null> {
-  let best: { path: string; mtime: number } | null = null;
-  try {
-    for await (const d of Deno.readDir(root)) {
-      if (!d.isDirectory) continue;
-      const p = join(root, d.name);
-      const st = await Deno.stat(join(p, "config.json")).catch(() => null);
-      if (st?.mtime && (!best || st.mtime.getTime() > best.mtime)) {
-        best = { path: p, mtime: st.mtime.getTime() };
-      }
-    }
-  } catch { /* no runs folder */ }
-  return best?.path ?? null;
 }
 
 /** The checkpoint to evaluate: the given prefix (checked), or the run's latest. */

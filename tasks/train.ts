@@ -20,6 +20,7 @@ import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { modelConfig, PRESETS } from "../graph/models/presets.ts";
 import {
   makeSolver,
+  newestRun,
   parseRunConfig,
   type RunConfig,
   type SolverSpec,
@@ -209,6 +210,20 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           lastCheckpoint = saved.prefix;
           return saved.prefix;
         };
+        const recordEval = async (it: number) => {
+          lastEval = await heldOutEval(net, cfg, evalIds);
+          const row = {
+            type: "eval",
+            iter: it,
+            stage: k,
+            d2: stage.d2,
+            samples: evalIds.length,
+            ...lastEval,
+          };
+          history.push(row);
+          await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+          log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
+        };
         try {
           for await (const batch of pipe) {
             if (net.iter >= end) break;
@@ -241,18 +256,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
               bar?.update(it, statusLine(last, row.lr, cfg.batch * ips));
             } else bar?.update(it);
             if (cfg.evalEvery > 0 && (it % cfg.evalEvery === 0 || it === end)) {
-              lastEval = await heldOutEval(net, cfg, evalIds);
-              const row = {
-                type: "eval",
-                iter: it,
-                stage: k,
-                d2: stage.d2,
-                samples: evalIds.length,
-                ...lastEval,
-              };
-              history.push(row);
-              await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
-              log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
+              await recordEval(it);
               windowStart = performance.now();
             }
             if (it % cfg.display === 0 || it === end) {
@@ -263,18 +267,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
             if (budget !== undefined && (performance.now() - t0) / 1000 > budget) budgetReached = true;
             if (interrupted || budgetReached) {
               if (!interrupted && cfg.evalEvery > 0 && it % cfg.evalEvery !== 0) {
-                lastEval = await heldOutEval(net, cfg, evalIds);
-                const row = {
-                  type: "eval",
-                  iter: it,
-                  stage: k,
-                  d2: stage.d2,
-                  samples: evalIds.length,
-                  ...lastEval,
-                };
-                history.push(row);
-                await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
-                log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
+                await recordEval(it);
                 await writePlot(join(runDir, "curve.svg"), history, cfg);
               }
               const p = await save(interrupted ? "interrupt" : "time budget");
@@ -626,21 +619,6 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     timeBudgetSec: num(s("time-budget"), "time-budget") ??
       (s("iters") === undefined ? DEFAULT_BUDGET[preset] : undefined),
   };
-}
-
-async function newestRun(root: string): Promise<string | null> {
-  let best: { path: string; mtime: number } | null = null;
-  try {
-    for await (const d of Deno.readDir(root)) {
-      if (!d.isDirectory) continue;
-      const p = join(root, d.name);
-      const st = await Deno.stat(join(p, "config.json")).catch(() => null);
-      if (st?.mtime && (!best || st.mtime.getTime() > best.mtime)) {
-        best = { path: p, mtime: st.mtime.getTime() };
-      }
-    }
-  } catch { /* no runs yet */ }
-  return best?.path ?? null;
 }
 
 async function main(): Promise<number> {

@@ -3,6 +3,7 @@
  * resumed run, and the evaluation of any of its checkpoints, rebuild exactly the same network.
  * @module
  */
+import { join } from "node:path";
 import type { HourglassConfig } from "./hourglass.ts";
 import { CLEAN, heatmap3dWeight, type LegacyFlags, type LossConfig, type PoseNetConfig } from "./pose_net.ts";
 import type { LrPolicy, Solver } from "../solver.ts";
@@ -117,4 +118,20 @@ export function parseRunConfig(text: string, path: string): RunConfig {
     throw new Error(`${path}: "schedule" must list stages`);
   }
   return v;
+}
+
+/** The run folder under `root` whose config.json is newest, or null when there is none. */
+export async function newestRun(root: string): Promise<string | null> {
+  let best: { path: string; mtime: number } | null = null;
+  try {
+    for await (const d of Deno.readDir(root)) {
+      if (!d.isDirectory) continue;
+      const p = join(root, d.name);
+      const st = await Deno.stat(join(p, "config.json")).catch(() => null);
+      if (st?.mtime && (!best || st.mtime.getTime() > best.mtime)) {
+        best = { path: p, mtime: st.mtime.getTime() };
+      }
+    }
+  } catch { /* no runs folder yet */ }
+  return best?.path ?? null;
 }
