@@ -106,7 +106,12 @@ export class ProgressBar {
       ? ` ETA ${formatDuration(etaSec)}${etaSec < (total - this.#done) / rate ? " (budget)" : ""}`
       : "";
     const status = this.#status ? ` | ${this.#status}` : "";
-    return `${label}${bar} ${count} ${rate.toFixed(rate < 10 ? 2 : 1)} ${unit}${eta}${status}`;
+    // Slow work (the seed network on a CPU) reads better as seconds per item than as 0.00 items/s.
+    const per = unit.replace(/\/s$/, "");
+    const speed = rate > 0 && rate < 0.1
+      ? `${(1 / rate).toFixed(1)} s/${per}`
+      : `${rate.toFixed(rate < 10 ? 2 : 1)} ${unit}`;
+    return `${label}${bar} ${count} ${speed}${eta}${status}`;
   }
 
   #draw(now: number): void {
