@@ -157,7 +157,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
             } MiB on the GPU, ` +
             `${net.dispatchCount()} dispatches per step`,
         );
-        // Initial weights: the resume point, the previous stage's last checkpoint, or --from.
+        // Initial weights: the resume point inside this stage, else the previous stage's last
+        // checkpoint (also when a resume lands exactly on a stage boundary), else --from.
         net.iter = start;
         if (resumePrefix && startIter > start) {
           const r = await loadCheckpoint(net, resumePrefix, { strict: true, log });
@@ -174,10 +175,6 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           });
           net.iter = start;
           log(`initialised from ${opts.from}:\n${formatLoadReport(r)}`);
-        } else if (resumePrefix && startIter === start && k > 0) {
-          const r = await loadCheckpoint(net, resumePrefix, { strict: false, log: () => {} });
-          net.iter = start;
-          log(`stage hand-off from ${resumePrefix}:\n${formatLoadReport(r)}`);
         }
         const done = net.iter - start;
         const pipe = createPipeline(cfg.data, {
