@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { DataError } from "./errors.ts";
 import { type IdRange, SEED_SPLITS, type Splits } from "./index_ranges.ts";
+import { SAMPLE_FOLDERS } from "./sample_files.ts";
 
 /** File name of the manifest inside a dataset root. */
 export const MANIFEST_FILE = "volpose_manifest.json";
@@ -116,4 +117,28 @@ export async function datasetSplits(root: string): Promise<Splits> {
 /** The range-file folder of a root (manifest's `indexRangeDir`, else `index_range`). */
 export async function indexRangeDir(root: string): Promise<string> {
   return join(root, (await readManifest(root))?.indexRangeDir ?? "index_range");
+}
+
+/**
+ * Checks that `root` looks like a dataset in the seed's layout before any work starts: the folder
+ * exists and holds every per-sample folder. Throws a DataError naming what is missing.
+ */
+export async function checkDatasetRoot(root: string): Promise<void> {
+  const isDir = async (p: string) => (await Deno.stat(p).catch(() => null))?.isDirectory ?? false;
+  if (!(await isDir(root))) {
+    throw new DataError(
+      root,
+      "a dataset folder in the seed's layout (bbx_all_new/, gt_joint_3d_mono_raw/, ...)",
+      {
+        got: "no such folder",
+      },
+    );
+  }
+  const missing: string[] = [];
+  for (const f of Object.values(SAMPLE_FOLDERS)) if (!(await isDir(join(root, f)))) missing.push(`${f}/`);
+  if (missing.length) {
+    throw new DataError(root, `the per-sample folders of the seed's layout`, {
+      got: `no ${missing.join(", ")}`,
+    });
+  }
 }

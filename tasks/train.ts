@@ -33,7 +33,7 @@ import { type Batch, createPipeline } from "../stages/pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
 import { formatDuration, ProgressBar } from "../io/progress.ts";
 import { linePlotSvg, type Series } from "../io/plot.ts";
-import { datasetSplits } from "../io/manifest.ts";
+import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
 import { randomIds } from "../stages/sources.ts";
 
 /** Batch fields uploaded as net inputs, by net input name. */
@@ -94,6 +94,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
   const configPath = join(runDir, "config.json");
   await Deno.writeTextFile(configPath, JSON.stringify(cfg, null, 2) + "\n");
   const metricsPath = join(runDir, "metrics.jsonl");
+  await checkDatasetRoot(cfg.data);
   const gpu = opts.gpu ?? await openGpu();
   const bounds = stageBounds(cfg.schedule);
   const totalIters = bounds[bounds.length - 1].end;
