@@ -161,6 +161,15 @@ export function pickSplitK(
 /** Largest workgroup memory the core uses; the WebGPU default limit. */
 const MAX_SHARED_BYTES = 16384;
 
+/**
+ * Fewest threads pickTile lets a workgroup have before it trades per-thread tile for threads.
+ * 32 rather than 64 keeps 8x8 per-thread tiles (not 4x8) on the 16-32-channel convolutions of
+ * the tiny preset: on llvmpipe every workgroup-memory read is a per-lane load, so the larger
+ * register block wins (training step 761 -> 691 and 786 -> 718 ms side by side, conv forward
+ * plus input gradient -30..-60 ms); 16 lost again (too little staging parallelism).
+ */
+const MIN_THREADS = 32;
+
 /** Checks a tile config; throws RangeError naming the broken rule. */
 export function validateTile(t: TileConfig): void {
   const ok = [t.bm, t.bn, t.bk, t.tm, t.tn].every((v) => Number.isInteger(v) && v > 0);
@@ -192,7 +201,8 @@ export function parseTile(s: string): TileConfig {
 /**
  * Fits `base` to a problem: halves the workgroup (and then per-thread) tile along a dimension
  * the problem cannot fill (depthwise convs have M = 1; wgrad of a 3-channel input has N = 147),
- * then widens the other side while fewer than 64 threads would share the staging work.
+ * then widens the other side while fewer than {@linkcode MIN_THREADS} threads would share the
+ * staging work.
  */
 export function pickTile(dims: GemmDims, base: TileConfig): TileConfig {
   const t = { ...base };
@@ -209,7 +219,7 @@ export function pickTile(dims: GemmDims, base: TileConfig): TileConfig {
   fit(dims.N, "bn", "tn");
   const threads = () => (t.bm / t.tm) * (t.bn / t.tn);
   const fits = (bm: number, bn: number) => (bm + bn) * t.bk * 4 * (t.buffers ?? 1) <= MAX_SHARED_BYTES;
-  while (threads() < 64) {
+  while (threads() < MIN_THREADS) {
     if (t.bn < dims.N && fits(t.bm, t.bn * 2)) t.bn *= 2;
     else if (t.bm < dims.M && fits(t.bm * 2, t.bn)) t.bm *= 2;
     else if (t.tn > 4 && t.tn > t.tm) t.tn /= 2;
