@@ -18,7 +18,13 @@ import type { Layer, Shape } from "../graph/layer.ts";
 import { checkpointPaths, findLatestCheckpoint, loadCheckpoint } from "../graph/checkpoint.ts";
 import { readSafetensorsHeader } from "../graph/safetensors.ts";
 import { ERROR_BLOBS, type LegacyFlags, poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { newestRun, parseRunConfig, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
+import {
+  newestRun,
+  parseRunConfig,
+  pipelineLegacy,
+  type RunConfig,
+  stageNetConfig,
+} from "../graph/models/run_config.ts";
 import { DepthDecode, GenPredMono3D } from "../graph/layers/geometry.ts";
 import { PoseErrors } from "../graph/layers/metrics.ts";
 import { Reshape } from "../graph/layers/reshape.ts";
@@ -552,11 +558,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
       workers: opts.workers ?? navigator.hardwareConcurrency,
       keepLast: true,
       channelOrder: cfg.channelOrder,
-      legacy: {
-        geometry: cfg.legacy.augment,
-        unswappedDepth: cfg.legacy.unswappedDepth,
-        cropAsBbx: cfg.legacy.cropAsBbx,
-      },
+      legacy: pipelineLegacy(cfg),
     });
     try {
       for await (const raw of pipe) {

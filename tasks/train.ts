@@ -22,6 +22,7 @@ import {
   makeSolver,
   newestRun,
   parseRunConfig,
+  pipelineLegacy,
   type RunConfig,
   type SolverSpec,
   stageBounds,
@@ -189,11 +190,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           skipBad: cfg.skipBad,
           log,
           channelOrder: cfg.channelOrder,
-          legacy: {
-            geometry: cfg.legacy.augment,
-            unswappedDepth: cfg.legacy.unswappedDepth,
-            cropAsBbx: cfg.legacy.cropAsBbx,
-          },
+          legacy: pipelineLegacy(cfg),
         });
         bar?.update(net.iter);
         bar?.resetRate();
@@ -359,11 +356,7 @@ async function heldOutEval(net: Net, cfg: RunConfig, ids: number[]): Promise<Rec
     workers: cfg.workers,
     keepLast: false,
     channelOrder: cfg.channelOrder,
-    legacy: {
-      geometry: cfg.legacy.augment,
-      unswappedDepth: cfg.legacy.unswappedDepth,
-      cropAsBbx: cfg.legacy.cropAsBbx,
-    },
+    legacy: pipelineLegacy(cfg),
   });
   try {
     for await (const b of pipe) {

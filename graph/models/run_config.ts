@@ -135,3 +135,14 @@ export async function newestRun(root: string): Promise<string | null> {
   } catch { /* no runs folder yet */ }
   return best?.path ?? null;
 }
+
+/** The input pipeline's legacy switches implied by a run's legacy flags. */
+export function pipelineLegacy(
+  run: RunConfig,
+): { geometry: boolean; unswappedDepth: boolean; cropAsBbx: boolean } {
+  return {
+    geometry: run.legacy.augment,
+    unswappedDepth: run.legacy.unswappedDepth,
+    cropAsBbx: run.legacy.cropAsBbx,
+  };
+}
