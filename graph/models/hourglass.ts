@@ -28,6 +28,12 @@ export interface HourglassConfig {
   stacks: number;
   /** Side of the innermost hourglass level (4 in the seed). */
   minSide: number;
+  /**
+   * Residual modules in each skip and down branch of every hourglass level (3 in the seed; absent
+   * means 3). Fewer modules keep the structure (stem, levels, I/B modules, heads, link) at a
+   * fraction of the depth and cost.
+   */
+  modules?: number;
   /** Channels of the stack-to-stack link (384 in the seed). */
   link: number;
   /** Number of joints. */
@@ -145,15 +151,22 @@ export function hourglassLayers(cfg: HourglassConfig): { layers: Layer[]; blobs:
     const skip = conv(`${name}_skip`, x, cout, 1);
     return sum(`${name}_out`, y, skip);
   };
+  // A branch of `modules` modules named prefix1, prefix2, ...: f channels until the last, which
+  // outputs `cout` (the seed: three, e.g. skip1 f, skip2 f, skip3 2f).
+  const modules = cfg.modules ?? 3;
+  const branch = (
+    mod: (name: string, x: string, cout: number) => string,
+    prefix: string,
+    x: string,
+    cout: number,
+  ) => {
+    for (let i = 1; i <= modules; i++) x = mod(`${prefix}${i}`, x, i === modules ? cout : f);
+    return x;
+  };
   // SubHG(side) on f channels -> 2f channels at the same side.
   const subHourglass = (name: string, x: string, side: number): string => {
-    let skip = B(`${name}_skip1`, x, f);
-    skip = B(`${name}_skip2`, skip, f);
-    skip = B(`${name}_skip3`, skip, 2 * f);
-    let d = pool(`${name}_pool`, x);
-    d = B(`${name}_down1`, d, f);
-    d = B(`${name}_down2`, d, f);
-    d = B(`${name}_down3`, d, f);
+    const skip = branch(B, `${name}_skip`, x, 2 * f);
+    const d = branch(B, `${name}_down`, pool(`${name}_pool`, x), f);
     const inner = side / 2 > cfg.minSide
       ? subHourglass(`${name}_inner`, d, side / 2)
       : B(`${name}_inner`, d, 2 * f);
@@ -162,13 +175,8 @@ export function hourglassLayers(cfg: HourglassConfig): { layers: Layer[]; blobs:
   };
   // HG(X) at the heatmap side, inception modules at the outer level.
   const hourglass = (name: string, x: string, side: number): string => {
-    let skip = I(`${name}_skip1`, x, f);
-    skip = I(`${name}_skip2`, skip, f);
-    skip = I(`${name}_skip3`, skip, 2 * f);
-    let d = pool(`${name}_pool`, x);
-    d = I(`${name}_down1`, d, f);
-    d = I(`${name}_down2`, d, f);
-    d = I(`${name}_down3`, d, f);
+    const skip = branch(I, `${name}_skip`, x, 2 * f);
+    const d = branch(I, `${name}_down`, pool(`${name}_pool`, x), f);
     const inner = side / 2 > cfg.minSide
       ? subHourglass(`${name}_sub`, d, side / 2)
       : B(`${name}_inner`, d, 2 * f);
@@ -219,5 +227,7 @@ function validate(cfg: HourglassConfig): void {
   }
   if (cfg.features % 2 || cfg.stem[1] % 2 || cfg.stem[0] % 2) bad("channel counts must be even");
   if (cfg.stacks < 1) bad(`stacks must be >= 1, got ${cfg.stacks}`);
+  const m = cfg.modules ?? 3;
+  if (!Number.isInteger(m) || m < 1) bad(`modules must be an integer >= 1, got ${cfg.modules}`);
   if (cfg.d2 < 1 || cfg.d1 < 1) bad("d1 and d2 must be >= 1");
 }

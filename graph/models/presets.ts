@@ -56,6 +56,7 @@ export interface ModelOverrides {
   stem?: [number, number];
   stacks?: number;
   minSide?: number;
+  modules?: number;
   link?: number;
   d1?: number;
   d2?: number;
