@@ -437,6 +437,7 @@ Model
   --input N             input crop side      --features N    hourglass width f
   --stem A,B            stem channels        --stacks N      hourglass stacks
   --link N              stack link channels  --norm batch|group  (--groups N)
+  --modules N           residual modules per hourglass branch (3 in the seed)
   --d1 N                stage-1 depth (1)    --d2 N          depth of a single-stage run
 
 Schedule and solver
@@ -507,6 +508,7 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     features: int(s("features"), "features"),
     stem: stem ? [stem[0], stem[1]] : undefined,
     stacks: int(s("stacks"), "stacks"),
+    modules: int(s("modules"), "modules"),
     link: int(s("link"), "link"),
     d1: int(s("d1"), "d1"),
     norm: s("norm") as "batch" | "group" | undefined,
@@ -627,6 +629,7 @@ async function main(): Promise<number> {
       features: { type: "string" },
       stem: { type: "string" },
       stacks: { type: "string" },
+      modules: { type: "string" },
       link: { type: "string" },
       norm: { type: "string" },
       groups: { type: "string" },
