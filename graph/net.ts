@@ -110,7 +110,10 @@ interface LayerInfo {
   runsBackward: boolean;
 }
 
-const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+// UNIFORM too: on CPU adapters the direct convolution kernels bind weights and output gradients as
+// uniform buffers (kernels/conv_direct.ts).
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
 const SCALAR_FLOATS = 64;
 
 function align(n: number, a: number): number {

@@ -38,11 +38,13 @@ export async function download(gpu: Gpu, region: Region): Promise<Float32Array> 
 /** A standalone GPU buffer holding `data` (for tests and scripts). */
 export function createRegion(gpu: Gpu, data: Float32Array | number, label = "tensor"): Region {
   const n = typeof data === "number" ? data : data.length;
-  const size = Math.max(4, n * 4);
+  // Whole vec4s, so the region can be bound as a uniform array<vec4<f32>> (kernels/conv_direct.ts).
+  const size = Math.max(16, Math.ceil(n / 4) * 16);
   const buffer = gpu.device.createBuffer({
     label,
     size,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+      GPUBufferUsage.COPY_DST,
   });
   if (typeof data !== "number") upload(gpu, { buffer, offset: 0, size }, data);
   return { buffer, offset: 0, size: n * 4 };

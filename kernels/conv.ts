@@ -38,6 +38,7 @@ import {
   type TileConfig,
 } from "./gemm.ts";
 import { isDepthwise, recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
+import { recordDirectDgrad, recordDirectForward, recordDirectWgrad } from "./conv_direct.ts";
 
 /** Sizes of one convolution, input side to output side. */
 export interface ConvGeometry {
@@ -488,10 +489,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return { src: { label: `conv_bias_grad ${n}x${k}x${hw}`, code }, groups: [gx, gy, 1] };
 }
 
+/**
+ * Which kernels a convolution records. "auto": the direct kernels of conv_direct.ts on CPU
+ * adapters wherever their uniform-buffer operand can be bound (unless a tile is given), the GEMM
+ * core otherwise; "gemm" and "direct" force one ("direct" throws where it cannot run).
+ */
+export type ConvPath = "auto" | "gemm" | "direct";
+
 /** Tile options shared by the record helpers. */
 export interface TileOptions {
   /** Base tile (default: the adapter's); fitted to each GEMM with pickTile. */
   tile?: TileConfig;
+  /** Kernel family (default "auto"). */
+  path?: ConvPath;
+}
+
+/** Tries the direct kernel when the options allow it; throws when "direct" was demanded and it cannot run. */
+function tryDirect(rec: Recorder, o: TileOptions, what: string, record: () => boolean): boolean {
+  const path = o.path ?? "auto";
+  if (path === "gemm" || (path === "auto" && (o.tile || !rec.kernels.gpu.isFallback))) return false;
+  if (record()) return true;
+  if (path === "direct") {
+    throw new RangeError(
+      `${what}: the direct kernel cannot run here (grouped, strided input gradient, or an operand ` +
+        `over 64 KiB / unaligned / without UNIFORM usage for its uniform binding)`,
+    );
+  }
+  return false;
 }
 
 function tileFor(rec: Recorder, dims: GemmDims, o: TileOptions): TileConfig {
@@ -506,6 +530,7 @@ export function recordConvForward(
 ): void {
   const g = io.geometry;
   if (isDepthwise(g)) return recordDepthwiseForward(rec, io, opts);
+  if (tryDirect(rec, opts, `conv forward ${shapeLabel(g)}`, () => recordDirectForward(rec, io, opts))) return;
   const k = convForwardKernel(g, {
     epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
     tile: tileFor(rec, forwardDims(g), opts),
@@ -524,6 +549,7 @@ export function recordConvDgrad(
 ): void {
   const g = io.geometry;
   if (isDepthwise(g)) return recordDepthwiseDgrad(rec, io, opts);
+  if (tryDirect(rec, opts, `conv dgrad ${shapeLabel(g)}`, () => recordDirectDgrad(rec, io, opts))) return;
   const k = convDgradKernel(g, {
     epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
     tile: tileFor(rec, dgradDims(g), opts),
@@ -542,6 +568,7 @@ export function recordConvWgrad(
   opts: TileOptions & { splitK?: number } = {},
 ): void {
   const g = io.geometry;
+  if (tryDirect(rec, opts, `conv wgrad ${shapeLabel(g)}`, () => recordDirectWgrad(rec, io))) return;
   const tile = tileFor(rec, wgradDims(g), opts);
   const bias = !!io.db;
   let S = opts.splitK ?? wgradSplit(g, tile, rec.kernels.gpu.isFallback);

@@ -6,6 +6,7 @@ import {
   type ConvGeometry,
   convGeometry,
   type ConvParams,
+  type ConvPath,
   recordBiasGrad,
   recordConvDgrad,
   recordConvForward,
@@ -22,6 +23,7 @@ import {
   recordGemm,
   type TileConfig,
 } from "../kernels/gemm.ts";
+import { directFits } from "../kernels/conv_direct.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
 import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
@@ -30,8 +32,12 @@ import { biasGradRef, convDgradRef, convForwardRef, convWgradRef, gemmRef } from
 // f32 GPU sums against f64 references over at most a few hundred terms in [-1, 1].
 const TOL = { atol: 2e-5, rtol: 1e-4 };
 
-/** Runs forward (+bias, accumulating onto y0), dgrad (accumulating onto dx0), wgrad, bias grad. */
-async function runAll(g: ConvGeometry, tile: TileConfig | undefined, seed: number) {
+/**
+ * Runs forward (+bias, accumulating onto y0), dgrad (accumulating onto dx0), wgrad (alone and
+ * with the bias folded in), bias grad. With path "direct", each kernel the direct family can run
+ * is forced onto it (the others take the GEMM core); the dispatch labels come back to check that.
+ */
+async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }, seed: number) {
   const gpu = await sharedGpu();
   const xN = g.n * g.c * g.h * g.w, yN = g.n * g.k * g.oh * g.ow;
   const wN = g.k * (g.c / g.groups) * g.kh * g.kw;
@@ -48,14 +54,21 @@ async function runAll(g: ConvGeometry, tile: TileConfig | undefined, seed: numbe
     dxo: createRegion(gpu, xN),
     dw: createRegion(gpu, randomArray(wN, seed + 6)),
     db: createRegion(gpu, g.k),
+    // Stale values, so a missed write of the bias-folded weight gradient shows.
+    dw2: createRegion(gpu, randomArray(wN, seed + 7)),
+    db2: createRegion(gpu, randomArray(g.k, seed + 8)),
   };
   const rec = new Recorder(new KernelCache(gpu));
-  const opts = { tile };
-  recordConvForward(rec, { x: r.x, w: r.w, y: r.y, geometry: g }, { ...opts, accumulate: true });
-  recordConvForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.yb, geometry: g }, opts);
-  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g }, { ...opts, accumulate: true });
-  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxo, geometry: g }, opts);
-  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, geometry: g }, opts);
+  const opts = (kind: "forward" | "dgrad" | "wgrad") => ({
+    tile: o.tile,
+    path: o.path === "direct" && !directFits(g, kind) ? "gemm" as const : o.path,
+  });
+  recordConvForward(rec, { x: r.x, w: r.w, y: r.y, geometry: g }, { ...opts("forward"), accumulate: true });
+  recordConvForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.yb, geometry: g }, opts("forward"));
+  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g }, { ...opts("dgrad"), accumulate: true });
+  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxo, geometry: g }, opts("dgrad"));
+  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, geometry: g }, opts("wgrad"));
+  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw2, db: r.db2, geometry: g }, opts("wgrad"));
   recordBiasGrad(rec, { dy: r.dy, db: r.db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
   await rec.kernels.check();
   const enc = gpu.device.createCommandEncoder();
@@ -70,10 +83,13 @@ async function runAll(g: ConvGeometry, tile: TileConfig | undefined, seed: numbe
     dx: await download(gpu, r.dxo),
     dw: await download(gpu, r.dw),
     db: await download(gpu, r.db),
+    dwBias: await download(gpu, r.dw2),
+    dbFolded: await download(gpu, r.db2),
   };
   for (const v of Object.values(r)) v.buffer.destroy();
   const yRef = convForwardRef(g, x, w);
   const dxRef = convDgradRef(g, dy, w);
+  const dwRef = convWgradRef(g, dy, x), dbRef = biasGradRef(dy, { n: g.n, k: g.k, hw: g.oh * g.ow });
   return {
     out,
     ref: {
@@ -81,9 +97,12 @@ async function runAll(g: ConvGeometry, tile: TileConfig | undefined, seed: numbe
       yBias: convForwardRef(g, x, w, bias),
       dxAcc: dxRef.map((v, i) => v + dx0[i]),
       dx: dxRef,
-      dw: convWgradRef(g, dy, x),
-      db: biasGradRef(dy, { n: g.n, k: g.k, hw: g.oh * g.ow }),
+      dw: dwRef,
+      db: dbRef,
+      dwBias: dwRef,
+      dbFolded: dbRef,
     },
+    labels: rec.dispatches.map((d) => d.label),
   };
 }
 
@@ -102,6 +121,14 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
     p: { k: 5, kernel: [3, 5], stride: [2, 1], pad: [1, 2] },
   },
   { name: "1x1 stride 2 (not pointwise)", input: [1, 4, 6, 6], p: { k: 4, kernel: 1, stride: 2 } },
+  // Shapes whose per-image windows let the direct weight gradient run too.
+  { name: "3x3 pad 1 on 8x8 (direct wgrad)", input: [2, 4, 8, 8], p: { k: 8, kernel: 3, pad: 1 } },
+  {
+    name: "7x7 stride 2 pad 3 on 16x16 (direct wgrad)",
+    input: [2, 3, 16, 16],
+    p: { k: 8, kernel: 7, stride: 2, pad: 3 },
+  },
+  { name: "1x1 to 40 (direct wgrad in two channel blocks)", input: [2, 4, 4, 4], p: { k: 40, kernel: 1 } },
 ];
 
 // Every config runs with the adapter's tile plus one other: the GPU default (so its code path is
@@ -117,14 +144,25 @@ const EXTRA_TILES: [string, TileConfig][] = [
 for (const [ci, c] of CONFIGS.entries()) {
   Deno.test(`conv kernels: ${c.name} match the CPU twin (forward+bias, accumulate, dgrad, wgrad, bias grad)`, async () => {
     const g = convGeometry(c.input, c.p);
-    const tiles: [string, TileConfig | undefined][] = [
-      ["adapter tile", undefined],
-      EXTRA_TILES[ci % EXTRA_TILES.length],
+    const runs: [string, { tile?: TileConfig; path?: ConvPath }][] = [
+      ["adapter default", {}],
+      ["GEMM, adapter tile", { path: "gemm" }],
+      ["direct", { path: "direct" }],
+      [EXTRA_TILES[ci % EXTRA_TILES.length][0], { tile: EXTRA_TILES[ci % EXTRA_TILES.length][1] }],
     ];
-    for (const [ti, [tname, tile]] of tiles.entries()) {
-      const { out, ref } = await runAll(g, tile, 100 * ci + 10 * ti);
+    for (const [ti, [tname, o]] of runs.entries()) {
+      const { out, ref, labels } = await runAll(g, o, 100 * ci + 10 * ti);
       for (const key of Object.keys(ref) as (keyof typeof ref)[]) {
         assertClose(out[key], ref[key], { ...TOL, what: `${c.name}, ${tname}: ${key}` });
+      }
+      const direct = labels.filter((l) => l.includes("_direct")).length;
+      if (o.path === "gemm" || o.tile) assert.equal(direct, 0, `${tname}: ${labels}`);
+      if (o.path === "direct") {
+        const want = (["forward", "dgrad", "wgrad"] as const).filter((k) => directFits(g, k)).length;
+        assert.ok(
+          direct >= want * 2,
+          `${c.name}: ${want} kernel kinds fit the direct path\n${labels.join("\n")}`,
+        );
       }
     }
   });
@@ -241,6 +279,7 @@ Deno.test("convolution layer: defaults follow the seed (gaussian 0.01, bias 0, l
 
 /** Runs the weight gradient with the bias folded in, split `splitK` ways through a workspace. */
 async function runWgrad(g: ConvGeometry, o: { splitK?: number; tile?: TileConfig; seed: number }) {
+  // The split-K GEMM path: the direct kernels (the default on CPU adapters) have no split.
   const gpu = await sharedGpu();
   const xN = g.n * g.c * g.h * g.w, yN = g.n * g.k * g.oh * g.ow;
   const wN = g.k * (g.c / g.groups) * g.kh * g.kw;
@@ -261,6 +300,7 @@ async function runWgrad(g: ConvGeometry, o: { splitK?: number; tile?: TileConfig
   recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, db: r.db, workspace: r.ws, geometry: g }, {
     tile: o.tile,
     splitK: o.splitK,
+    path: "gemm",
   });
   await rec.kernels.check();
   const enc = gpu.device.createCommandEncoder();
@@ -330,6 +370,7 @@ Deno.test("convolution layer: split-K weight and bias gradients through the net 
     kernel: 3,
     pad: 1,
     weightFiller: { type: "gaussian", std: 0.3 },
+    path: "gemm",
   });
   const p = await probe(layer, [shape]);
   const labels = (await p.net.profile("train", 1)).map((e) => e.label);

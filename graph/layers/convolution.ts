@@ -19,6 +19,7 @@ import type { Filler } from "../fillers.ts";
 import {
   type ConvGeometry,
   convGeometry,
+  type ConvPath,
   recordBiasGrad,
   recordConvDgrad,
   recordConvForward,
@@ -55,6 +56,8 @@ export interface ConvolutionOptions {
   decayMult?: readonly [number, number];
   /** GEMM tile override (benchmarks); default the adapter's, fitted per kernel. */
   tile?: TileConfig;
+  /** Kernel family (default "auto": direct kernels on CPU adapters where they fit, else GEMM). */
+  path?: ConvPath;
 }
 
 /** Declares weight (and bias) of a conv-like layer. */
@@ -139,13 +142,13 @@ export class Convolution extends Layer {
       bias: c.params[1]?.region,
       y: c.tops[0].region,
       geometry: this.geometry,
-    }, { tile: this.opts.tile });
+    }, { tile: this.opts.tile, path: this.opts.path });
   }
 
   override backward(c: BackwardContext): void {
     const g = this.geometry;
     const dy = c.topDiffs[0]!;
-    const tile = { tile: this.opts.tile };
+    const tile = { tile: this.opts.tile, path: this.opts.path };
     const [dw, db] = c.paramDiffs;
     if (dw) {
       // The bias gradient rides along: it is the row sums of dy, which the wgrad GEMM stages anyway.

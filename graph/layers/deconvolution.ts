@@ -100,13 +100,13 @@ export class Deconvolution extends Layer {
       bias: c.params[1]?.region,
       dx: c.tops[0].region,
       geometry: this.mirror,
-    }, { tile: this.opts.tile });
+    }, { tile: this.opts.tile, path: this.opts.path });
   }
 
   override backward(c: BackwardContext): void {
     const g = this.mirror;
     const dy = c.topDiffs[0]!;
-    const tile = { tile: this.opts.tile };
+    const tile = { tile: this.opts.tile, path: this.opts.path };
     if (c.paramDiffs[0]) {
       recordConvWgrad(c.rec, { dy: c.bottoms[0].region, x: dy, dw: c.paramDiffs[0], geometry: g }, tile);
     }
