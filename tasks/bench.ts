@@ -183,6 +183,19 @@ async function main(): Promise<void> {
     const gemm = await benchGemm({ gpu, quick });
     result.conv = conv;
     result.gemm = gemm;
+    // The tiny preset's typical layer, 3x3 32 -> 32 on 8x16x16: both kernel families, side by side.
+    const small = [8, 32, 16, 16, 32] as const;
+    result.smallConv = {
+      gemm: await benchConv({ gpu, quick, problem: small, path: "gemm" }),
+      direct: await benchConv({ gpu, quick, problem: small, path: "direct" }),
+    };
+    for (const [name, r] of Object.entries(result.smallConv as Record<string, typeof conv>)) {
+      say(
+        `conv ${r.problem} (${name}): forward ${r.forward.gflops.toFixed(1)}, dgrad ${
+          r.dgrad.gflops.toFixed(1)
+        }, wgrad ${r.wgrad.gflops.toFixed(1)} GFLOP/s`,
+      );
+    }
     say(
       `conv ${conv.problem}: forward ${conv.forward.gflops.toFixed(1)}, dgrad ${
         conv.dgrad.gflops.toFixed(1)

@@ -21,6 +21,7 @@ import {
   type ConvGeometry,
   convGeometry,
   convMacs,
+  type ConvPath,
   recordConvDgrad,
   recordConvForward,
   recordConvWgrad,
@@ -37,6 +38,13 @@ export interface ConvBenchOptions {
   tile?: TileConfig | string;
   /** Timed runs; the median is reported. Default 5 (3 when quick). */
   runs?: number;
+  /**
+   * benchConv's problem as [n, c, h, w, k]: a 3x3 pad-1 convolution of k outputs (default
+   * 1x128x64x64 -> 128, or 1x64x32x32 -> 64 when quick).
+   */
+  problem?: readonly [number, number, number, number, number];
+  /** Kernel family of benchConv (default "auto", the adapter's choice; see kernels/conv.ts). */
+  path?: ConvPath;
 }
 
 /** One timed kernel. */
@@ -71,6 +79,8 @@ export interface ConvBenchResult {
   adapter: string;
   backend: string;
   tile: string;
+  /** The forward's kernel (names the family that ran: GEMM core or direct). */
+  kernels: string;
   /** Input shape and conv parameters. */
   problem: string;
   forward: KernelTiming;
@@ -143,8 +153,8 @@ export async function benchConv(opts: ConvBenchOptions = {}): Promise<ConvBenchR
   const gpu = opts.gpu ?? await sharedGpu();
   const tile = resolveTile(gpu, opts.tile);
   const runs = opts.runs ?? (opts.quick ? 3 : 5);
-  const [c, hw] = opts.quick ? [64, 32] : [128, 64];
-  const g: ConvGeometry = convGeometry([1, c, hw, hw], { k: c, kernel: 3, pad: 1 });
+  const [n, c, h, w, k] = opts.problem ?? (opts.quick ? [1, 64, 32, 32, 64] : [1, 128, 64, 64, 128]);
+  const g: ConvGeometry = convGeometry([n, c, h, w], { k, kernel: 3, pad: 1 });
   const rng = new Rng(3);
   const buffers: Region[] = [];
   const region = (n: number) => {
@@ -154,7 +164,7 @@ export async function benchConv(opts: ConvBenchOptions = {}): Promise<ConvBenchR
   };
   const x = region(g.n * g.c * g.h * g.w), dx = region(g.n * g.c * g.h * g.w);
   const y = region(g.n * g.k * g.oh * g.ow), dy = region(g.n * g.k * g.oh * g.ow);
-  const w = region(g.k * g.c * g.kh * g.kw), dw = region(g.k * g.c * g.kh * g.kw), bias = region(g.k);
+  const wt = region(g.k * g.c * g.kh * g.kw), dw = region(g.k * g.c * g.kh * g.kw), bias = region(g.k);
   const cache = new KernelCache(gpu);
   const recorder = (fill: (rec: Recorder) => void) => {
     const rec = new Recorder(cache);
@@ -162,9 +172,11 @@ export async function benchConv(opts: ConvBenchOptions = {}): Promise<ConvBenchR
     fill(rec);
     return rec;
   };
-  const fwd = recorder((rec) => recordConvForward(rec, { x, w, bias, y, geometry: g }, { tile }));
-  const dgrad = recorder((rec) => recordConvDgrad(rec, { dy, w, dx, geometry: g }, { tile }));
-  const wgrad = recorder((rec) => recordConvWgrad(rec, { dy, x, dw, geometry: g }, { tile }));
+  // An explicit tile means the GEMM core; otherwise the adapter's choice unless a path is given.
+  const o = { tile: opts.tile === undefined ? undefined : tile, path: opts.path };
+  const fwd = recorder((rec) => recordConvForward(rec, { x, w: wt, bias, y, geometry: g }, o));
+  const dgrad = recorder((rec) => recordConvDgrad(rec, { dy, w: wt, dx, geometry: g }, o));
+  const wgrad = recorder((rec) => recordConvWgrad(rec, { dy, x, dw, geometry: g }, o));
   await cache.check();
   const flops = 2 * convMacs(g);
   try {
@@ -172,6 +184,7 @@ export async function benchConv(opts: ConvBenchOptions = {}): Promise<ConvBenchR
       adapter: gpu.adapterName,
       backend: gpu.backend,
       tile: fmtTile(tile),
+      kernels: fwd.dispatches.map((d) => d.label.split(": ")[1]).join(", "),
       problem: `${g.n}x${g.c}x${g.h}x${g.w} 3x3 pad 1 -> ${g.k}`,
       forward: await timeProgram(gpu, fwd, { runs, flops }),
       dgrad: await timeProgram(gpu, dgrad, { runs, flops }),
