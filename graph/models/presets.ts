@@ -41,6 +41,9 @@ export const PRESETS: Record<PresetName, HourglassConfig> = {
     features: 32,
     stacks: 2,
     minSide: 4,
+    // One module per branch: 1.4x the steps per second of three on a 2-core CPU, with the same
+    // held-out error after equal wall-clock time and a faster-falling 2D loss (README, "Results").
+    modules: 1,
     link: 48,
     joints: 16,
     d1: 1,
