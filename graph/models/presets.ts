@@ -41,8 +41,8 @@ export const PRESETS: Record<PresetName, HourglassConfig> = {
     features: 32,
     stacks: 2,
     minSide: 4,
-    // One module per branch: 1.4x the steps per second of three on a 2-core CPU, with the same
-    // held-out error after equal wall-clock time and a faster-falling 2D loss (README, "Results").
+    // One module per branch: 1.4x the steps per second of three on a 2-core CPU, a similar held-out
+    // error after equal wall-clock time and a faster-falling 2D loss (README, "Results").
     modules: 1,
     link: 48,
     joints: 16,
