@@ -157,6 +157,11 @@ for (const [ci, c] of CONFIGS.entries()) {
       }
       const direct = labels.filter((l) => l.includes("_direct")).length;
       if (o.path === "gemm" || o.tile) assert.equal(direct, 0, `${tname}: ${labels}`);
+      // The adapter default takes the direct forward on CPU adapters wherever it fits.
+      if (!o.path && !o.tile && directFits(g, "forward")) {
+        const fallback = (await sharedGpu()).isFallback;
+        assert.equal(labels.some((l) => l.includes("conv_fwd_direct")), fallback, `${tname}: ${labels}`);
+      }
       if (o.path === "direct") {
         const want = (["forward", "dgrad", "wgrad"] as const).filter((k) => directFits(g, k)).length;
         assert.ok(
