@@ -183,7 +183,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           source: { kind: "random", split: "train" },
           batchSize: cfg.batch,
           inputSize: cfg.model.inputSize,
-          augment: true,
+          augment: cfg.flipProb === undefined ? true : { flipProb: cfg.flipProb },
           workers: cfg.workers,
           seed: cfg.seed * 1009 + k,
           skipSamples: done * cfg.batch,
@@ -447,6 +447,7 @@ Schedule and solver
   --solver rmsprop|sgd|adam   --lr X   --momentum X   --weight-decay X
   --lr-policy fixed|step|multistep|poly   --gamma X   --stepsize N   --stepvalues N,N   --power X
   --seed N              seed of initialisation, sampling and augmentation (default 1)
+  --flip-prob P         probability of the left-right flip augmentation (default 0.5, the seed's)
 
 Losses
   --loss-2d W  --loss-3d W|seed  --loss-int W  --int-norm l1|l2  --loss-smoothl1 W  --loss-js W
@@ -476,6 +477,14 @@ function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
   if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
+  return x;
+}
+
+function prob(v: string | undefined, name: string): number | undefined {
+  const x = num(v, name);
+  if (x !== undefined && (x < 0 || x > 1)) {
+    throw new Error(`--${name}: expected a probability in [0, 1], got "${v}"`);
+  }
   return x;
 }
 
@@ -609,6 +618,7 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     evalEvery: int(s("eval-every"), "eval-every", 0) ?? (isSeed ? 0 : 500),
     evalSamples: int(s("eval-samples"), "eval-samples") ?? 240,
     skipBad: v["skip-bad"] === true,
+    flipProb: prob(s("flip-prob"), "flip-prob"),
     timeBudgetSec: num(s("time-budget"), "time-budget") ??
       (s("iters") === undefined ? DEFAULT_BUDGET[preset] : undefined),
   };
@@ -630,6 +640,7 @@ async function main(): Promise<number> {
       stem: { type: "string" },
       stacks: { type: "string" },
       modules: { type: "string" },
+      "flip-prob": { type: "string" },
       link: { type: "string" },
       norm: { type: "string" },
       groups: { type: "string" },

@@ -109,3 +109,10 @@ Deno.test("resume: a run stopped mid-stage continues to the same parameters as a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train options: --flip-prob reaches the run config as a probability; others are refused", () => {
+  assert.equal(configFromArgs({ "flip-prob": "0" }, "/data").flipProb, 0);
+  assert.equal(configFromArgs({ "flip-prob": "0.25", preset: "small" }, "/data").flipProb, 0.25);
+  assert.throws(() => configFromArgs({ "flip-prob": "1.5" }, "/data"), /--flip-prob: expected a probability/);
+  assert.throws(() => configFromArgs({ "flip-prob": "x" }, "/data"), /--flip-prob: expected a number/);
+});

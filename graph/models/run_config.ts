@@ -56,6 +56,8 @@ export interface RunConfig {
   skipBad?: boolean;
   /** Stop (with a checkpoint, as a normal finish) once training has run this many seconds. */
   timeBudgetSec?: number;
+  /** Probability of the left-right flip augmentation (absent: the seed's 0.5). */
+  flipProb?: number;
 }
 
 /** The network configuration of stage `d2`. */
