@@ -15,6 +15,8 @@
  * hooks (no index decoding, vec4 loads along pixels). A transposed convolution (deconvolution)
  * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry. Depthwise
  * forward and dgrad, where a GEMM would have M = 1, go to the direct kernels of depthwise.ts.
+ * On CPU adapters, convolutions whose weights (or per-image output gradients) fit a uniform
+ * binding take the direct kernels of conv_direct.ts instead (see {@linkcode ConvPath}).
  * @module
  */
 import {

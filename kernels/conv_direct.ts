@@ -10,7 +10,7 @@
  * lane loads one activation value per tap from storage and multiplies it by up to 32 weights (or
  * output gradients) read from a uniform buffer, accumulating 32 outputs in registers; there is
  * no workgroup memory and no barrier. On llvmpipe this runs 3x3 convolutions of 16-32 channels
- * ~2.5-3x faster than the tiled GEMM core (`deno task bench --only conv`, "smallConv"), which
+ * ~2x faster than the tiled GEMM core (`deno task bench --only conv`, "smallConv"), which
  * stays the path on GPUs and for layers whose operand does not fit a uniform binding.
  *
  * | kernel | lanes | uniform operand | per lane |
