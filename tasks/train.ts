@@ -144,7 +144,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
       const stage = cfg.schedule[k];
       const { start, end } = bounds[k];
       if (startIter >= end) continue; // finished before the resume point
-      const netCfg = stageNetConfig(cfg, stage.d2);
+      // Training batches are augmented: their monitors compare with the augmented GT (aug3d).
+      const netCfg = stageNetConfig(cfg, stage.d2, { monitorGt: "aug3d" });
       const solver = makeSolver(cfg.solver);
       const net = await Net.build(gpu, {
         name: `${cfg.preset}-d${stage.d2}`,
@@ -183,7 +184,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           source: { kind: "random", split: "train" },
           batchSize: cfg.batch,
           inputSize: cfg.model.inputSize,
-          augment: cfg.flipProb === undefined ? true : { flipProb: cfg.flipProb },
+          augment: { flipProb: cfg.flipProb, maxRotateDeg: cfg.maxRotateDeg, scaleRange: cfg.scaleRange },
           workers: cfg.workers,
           seed: cfg.seed * 1009 + k,
           skipSamples: done * cfg.batch,
@@ -448,6 +449,8 @@ Schedule and solver
   --lr-policy fixed|step|multistep|poly   --gamma X   --stepsize N   --stepvalues N,N   --power X
   --seed N              seed of initialisation, sampling and augmentation (default 1)
   --flip-prob P         probability of the left-right flip augmentation (default 0.5, the seed's)
+  --rotate DEG          largest rotation of the augmentation (default 40, the seed's)
+  --scale LO,HI         scale range of the augmentation (default 0.7,1.3, the seed's)
 
 Losses
   --loss-2d W  --loss-3d W|seed  --loss-int W  --int-norm l1|l2  --loss-smoothl1 W  --loss-js W
@@ -486,6 +489,21 @@ function prob(v: string | undefined, name: string): number | undefined {
     throw new Error(`--${name}: expected a probability in [0, 1], got "${v}"`);
   }
   return x;
+}
+
+function rotation(v: string | undefined): number | undefined {
+  const x = num(v, "rotate");
+  if (x !== undefined && (x < 0 || x > 180)) throw new Error(`--rotate: expected degrees in [0, 180], got "${v}"`);
+  return x;
+}
+
+function scaleRange(v: string | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const p = v.split(",").map((x) => Number(x.trim()));
+  if (p.length !== 2 || !p.every((x) => Number.isFinite(x) && x > 0) || p[0] > p[1]) {
+    throw new Error(`--scale: expected LO,HI with 0 < LO <= HI (e.g. 0.7,1.3), got "${v}"`);
+  }
+  return [p[0], p[1]];
 }
 
 function int(v: string | undefined, name: string, min = 1): number | undefined {
@@ -619,6 +637,8 @@ export function configFromArgs(v: Record<string, string | boolean | undefined>, 
     evalSamples: int(s("eval-samples"), "eval-samples") ?? 240,
     skipBad: v["skip-bad"] === true,
     flipProb: prob(s("flip-prob"), "flip-prob"),
+    maxRotateDeg: rotation(s("rotate")),
+    scaleRange: scaleRange(s("scale")),
     timeBudgetSec: num(s("time-budget"), "time-budget") ??
       (s("iters") === undefined ? DEFAULT_BUDGET[preset] : undefined),
   };
@@ -641,6 +661,8 @@ async function main(): Promise<number> {
       stacks: { type: "string" },
       modules: { type: "string" },
       "flip-prob": { type: "string" },
+      rotate: { type: "string" },
+      scale: { type: "string" },
       link: { type: "string" },
       norm: { type: "string" },
       groups: { type: "string" },

@@ -110,9 +110,15 @@ Deno.test("resume: a run stopped mid-stage continues to the same parameters as a
   }
 });
 
-Deno.test("train options: --flip-prob reaches the run config as a probability; others are refused", () => {
+Deno.test("train options: the augmentation ranges reach the run config; bad values are refused", () => {
   assert.equal(configFromArgs({ "flip-prob": "0" }, "/data").flipProb, 0);
   assert.equal(configFromArgs({ "flip-prob": "0.25", preset: "small" }, "/data").flipProb, 0.25);
   assert.throws(() => configFromArgs({ "flip-prob": "1.5" }, "/data"), /--flip-prob: expected a probability/);
   assert.throws(() => configFromArgs({ "flip-prob": "x" }, "/data"), /--flip-prob: expected a number/);
+  const c = configFromArgs({ rotate: "15", scale: "0.9,1.1" }, "/data");
+  assert.equal(c.maxRotateDeg, 15);
+  assert.deepEqual(c.scaleRange, [0.9, 1.1]);
+  assert.throws(() => configFromArgs({ rotate: "-5" }, "/data"), /--rotate: expected degrees/);
+  assert.throws(() => configFromArgs({ scale: "1.3,0.7" }, "/data"), /--scale: expected LO,HI/);
+  assert.throws(() => configFromArgs({ scale: "1" }, "/data"), /--scale: expected LO,HI/);
 });

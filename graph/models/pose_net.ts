@@ -67,6 +67,12 @@ export interface PoseNetConfig {
   legacy: LegacyFlags;
   /** Add per-sample [B,16] error outputs for evaluation (argmax and integral, every metric). */
   perSampleErrors?: boolean;
+  /**
+   * The pose the root-relative and PA monitors compare with: "gt3d" (default, the true GT) or
+   * "aug3d", the augmented 2D back-projected with the GT depth, which is what an augmented
+   * (rotated, scaled, mirrored) training image shows.
+   */
+  monitorGt?: "gt3d" | "aug3d";
 }
 
 /** Names of the per-sample error outputs, by decoder and metric. */
@@ -222,10 +228,10 @@ export function poseNetLayers(cfg: PoseNetConfig): Layer[] {
         gt: "aug3d",
         tops: { mpjpe: `mpjpe_${dec}` },
       }),
-      // The standard ones, against the true GT.
+      // The standard ones, against the true GT (or, on augmented training batches, what the image shows).
       new PoseMetrics(`metric_${dec}`, {
         pred: `pred_3d_${dec}`,
-        gt: "gt3d",
+        gt: cfg.monitorGt ?? "gt3d",
         tops: {
           mpjpeRel: `mpjpe_rel_${dec}`,
           paMpjpe: `pa_mpjpe_${dec}`,

@@ -58,13 +58,17 @@ export interface RunConfig {
   timeBudgetSec?: number;
   /** Probability of the left-right flip augmentation (absent: the seed's 0.5). */
   flipProb?: number;
+  /** Largest absolute rotation of the augmentation, degrees (absent: the seed's 40). */
+  maxRotateDeg?: number;
+  /** Scale range of the augmentation (absent: the seed's [0.7, 1.3]). */
+  scaleRange?: [number, number];
 }
 
 /** The network configuration of stage `d2`. */
 export function stageNetConfig(
   run: RunConfig,
   d2: number,
-  opts: { batch?: number; perSampleErrors?: boolean } = {},
+  opts: { batch?: number; perSampleErrors?: boolean; monitorGt?: "gt3d" | "aug3d" } = {},
 ): PoseNetConfig {
   return {
     model: { ...run.model, d2 },
@@ -76,6 +80,7 @@ export function stageNetConfig(
     softmaxScale: run.softmaxScale,
     legacy: { ...CLEAN, ...run.legacy },
     perSampleErrors: opts.perSampleErrors,
+    monitorGt: opts.monitorGt,
   };
 }
 
