@@ -42,7 +42,7 @@ import {
 import { renderSample } from "./synth_render.ts";
 
 /** Bumped whenever the generator's output changes, so cached datasets are rebuilt. */
-export const SYNTH_VERSION = 1;
+export const SYNTH_VERSION = 2;
 
 /** Size and seed of a synthetic dataset. */
 export interface SynthOptions {

@@ -177,6 +177,11 @@ export interface BodyColors {
   trousers: [number, number, number];
   /** Feet. */
   shoes: [number, number, number];
+  /**
+   * The left sleeve and left trouser leg: every outfit is colour-blocked, so the figure's two
+   * sides differ and a mirrored image is not a plausible unmirrored one.
+   */
+  accent: [number, number, number];
 }
 
 function body(
@@ -219,6 +224,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [40, 40, 46],
       trousers: [70, 90, 140],
       shoes: [200, 200, 205],
+      accent: [200, 170, 40],
     },
     shortSleeves: true,
     shorts: true,
@@ -230,6 +236,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [170, 40, 50],
       trousers: [35, 35, 40],
       shoes: [60, 50, 45],
+      accent: [230, 230, 225],
     },
     shortSleeves: false,
     shorts: false,
@@ -241,6 +248,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [215, 215, 210],
       trousers: [110, 100, 80],
       shoes: [35, 30, 30],
+      accent: [60, 90, 170],
     },
     shortSleeves: true,
     shorts: false,
@@ -252,6 +260,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [60, 120, 80],
       trousers: [45, 55, 85],
       shoes: [230, 230, 230],
+      accent: [200, 90, 40],
     },
     shortSleeves: false,
     shorts: false,
@@ -263,6 +272,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [60, 100, 170],
       trousers: [150, 140, 120],
       shoes: [90, 60, 40],
+      accent: [230, 200, 80],
     },
     shortSleeves: true,
     shorts: false,
@@ -274,6 +284,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [200, 150, 60],
       trousers: [40, 45, 60],
       shoes: [25, 25, 25],
+      accent: [60, 150, 170],
     },
     shortSleeves: false,
     shorts: false,
@@ -285,6 +296,7 @@ export const SUBJECT_BODIES: Readonly<Record<string, SubjectBody>> = {
       shirt: [120, 60, 130],
       trousers: [90, 95, 100],
       shoes: [150, 40, 40],
+      accent: [230, 230, 120],
     },
     shortSleeves: true,
     shorts: false,

@@ -2,7 +2,9 @@
  * Renders one synthetic sample straight into its 224x224 crop: a room (textured floor and back
  * wall seen through the real camera, or an abstract backdrop), a soft contact shadow, and a
  * person built from shaded ellipsoids around the 3D joints, ray-cast per pixel with a depth
- * buffer so limbs occlude each other correctly. Everything is drawn with the crop's own pinhole
+ * buffer so limbs occlude each other correctly. Each subject's outfit is colour-blocked (left
+ * sleeve and trouser leg in an accent colour), so which side is the anatomical left shows even
+ * where the face is a few pixels, as real clothing and faces show it. Everything is drawn with the crop's own pinhole
  * intrinsics, so the figure lines up with the 2D labels to the pixel.
  *
  * Pure CPU and allocation-light: about 2-4 ms per image on one core.
@@ -320,19 +322,24 @@ function figureParts(J: ArrayLike<number>, body: SubjectBody): Ellipsoid[] {
   ball(add(add(head, face, 90), headUp, -10), 17, col.skin);
   limb(thorax, add(p(14), headUp, -20), 48 * Math.sqrt(g), col.skin);
 
-  for (const [sh, el, wr, hand] of [[17, 18, 19, 22], [25, 26, 27, 30]]) {
-    ball(p(sh), 44 * g, col.shirt);
-    limb(p(sh), p(el), 47 * g, col.shirt);
-    ball(p(el), 39 * g, body.shortSleeves ? col.skin : col.shirt);
-    limb(p(el), p(wr), 38 * g, body.shortSleeves ? col.skin : col.shirt);
+  // Left side first (joints 17 and 6), in the outfit's accent colour.
+  for (
+    const [sh, el, wr, hand, sleeve] of [[17, 18, 19, 22, col.accent], [25, 26, 27, 30, col.shirt]] as const
+  ) {
+    ball(p(sh), 44 * g, sleeve);
+    limb(p(sh), p(el), 47 * g, sleeve);
+    ball(p(el), 39 * g, body.shortSleeves ? col.skin : sleeve);
+    limb(p(el), p(wr), 38 * g, body.shortSleeves ? col.skin : sleeve);
     ball(p(wr), 30, col.skin);
     limb(p(wr), p(hand), 34, col.skin);
   }
-  for (const [hip, knee, ankle, toe] of [[1, 2, 3, 5], [6, 7, 8, 10]]) {
-    ball(p(hip), 62 * g, col.trousers);
-    limb(p(hip), p(knee), 74 * g, col.trousers);
-    ball(p(knee), 54 * g, body.shorts ? col.skin : col.trousers);
-    limb(p(knee), p(ankle), 54 * g, body.shorts ? col.skin : col.trousers);
+  for (
+    const [hip, knee, ankle, toe, leg] of [[6, 7, 8, 10, col.accent], [1, 2, 3, 5, col.trousers]] as const
+  ) {
+    ball(p(hip), 62 * g, leg);
+    limb(p(hip), p(knee), 74 * g, leg);
+    ball(p(knee), 54 * g, body.shorts ? col.skin : leg);
+    limb(p(knee), p(ankle), 54 * g, body.shorts ? col.skin : leg);
     ball(p(ankle), 42, col.shoes);
     limb(p(ankle), p(toe), 46, col.shoes);
   }

@@ -118,3 +118,33 @@ Deno.test("default dataset: generated once into VOLPOSE_CACHE, reused, redone wi
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("colour-blocked outfits: the left sleeve and trouser leg wear the accent, the right ones do not", () => {
+  const body = {
+    ...SUBJECT_BODIES.S5,
+    shortSleeves: false,
+    shorts: false,
+    colors: {
+      ...SUBJECT_BODIES.S5.colors,
+      shirt: [230, 30, 30],
+      trousers: [30, 30, 230],
+      accent: [30, 230, 30],
+    } as typeof SUBJECT_BODIES.S5.colors,
+  };
+  for (const yaw of [0, Math.PI]) {
+    const { scene: s, crop } = scene(yaw, body);
+    const rgb = renderSample(s, new Rng(3)).rgb;
+    const at = (a: number, b: number) =>
+      pixel(
+        rgb,
+        crop[2 * a] + 0.6 * (crop[2 * b] - crop[2 * a]),
+        crop[2 * a + 1] + 0.6 * (crop[2 * b + 1] - crop[2 * a + 1]),
+      );
+    // [from, to, expected dominant channel]: left upper arm 17->18 and thigh 6->7, right 25->26 and 1->2.
+    for (const [a, b, ch] of [[17, 18, 1], [6, 7, 1], [25, 26, 0], [1, 2, 2]]) {
+      const px = at(a, b);
+      const top = px.indexOf(Math.max(...px));
+      assert.equal(top, ch, `yaw ${yaw}, bone ${a}->${b}: pixel ${px}`);
+    }
+  }
+});
