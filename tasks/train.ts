@@ -493,7 +493,9 @@ function prob(v: string | undefined, name: string): number | undefined {
 
 function rotation(v: string | undefined): number | undefined {
   const x = num(v, "rotate");
-  if (x !== undefined && (x < 0 || x > 180)) throw new Error(`--rotate: expected degrees in [0, 180], got "${v}"`);
+  if (x !== undefined && (x < 0 || x > 180)) {
+    throw new Error(`--rotate: expected degrees in [0, 180], got "${v}"`);
+  }
   return x;
 }
 
