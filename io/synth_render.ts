@@ -322,26 +322,24 @@ function figureParts(J: ArrayLike<number>, body: SubjectBody): Ellipsoid[] {
   ball(add(add(head, face, 90), headUp, -10), 17, col.skin);
   limb(thorax, add(p(14), headUp, -20), 48 * Math.sqrt(g), col.skin);
 
-  // Left side first (joints 17 and 6), in the outfit's accent colour.
-  for (
-    const [sh, el, wr, hand, sleeve] of [[17, 18, 19, 22, col.accent], [25, 26, 27, 30, col.shirt]] as const
-  ) {
-    ball(p(sh), 44 * g, sleeve);
-    limb(p(sh), p(el), 47 * g, sleeve);
-    ball(p(el), 39 * g, body.shortSleeves ? col.skin : sleeve);
-    limb(p(el), p(wr), 38 * g, body.shortSleeves ? col.skin : sleeve);
-    ball(p(wr), 30, col.skin);
-    limb(p(wr), p(hand), 34, col.skin);
-  }
-  for (
-    const [hip, knee, ankle, toe, leg] of [[6, 7, 8, 10, col.accent], [1, 2, 3, 5, col.trousers]] as const
-  ) {
-    ball(p(hip), 62 * g, leg);
-    limb(p(hip), p(knee), 74 * g, leg);
-    ball(p(knee), 54 * g, body.shorts ? col.skin : leg);
-    limb(p(knee), p(ankle), 54 * g, body.shorts ? col.skin : leg);
-    ball(p(ankle), 42, col.shoes);
-    limb(p(ankle), p(toe), 46, col.shoes);
+  // Limbs: [root, middle, end, tip] joints, the cloth, whether the lower half is bare, the end's colour, and
+  // radii of [root ball, upper limb, middle ball, lower limb, end ball, tip limb]. The left sleeve and trouser
+  // leg (joints 17 and 6) wear the outfit's accent colour.
+  const arm = [44 * g, 47 * g, 39 * g, 38 * g, 30, 34], leg = [62 * g, 74 * g, 54 * g, 54 * g, 42, 46];
+  const limbs: [number[], Rgb, boolean, Rgb, number[]][] = [
+    [[17, 18, 19, 22], col.accent, body.shortSleeves, col.skin, arm],
+    [[25, 26, 27, 30], col.shirt, body.shortSleeves, col.skin, arm],
+    [[6, 7, 8, 10], col.accent, body.shorts, col.shoes, leg],
+    [[1, 2, 3, 5], col.trousers, body.shorts, col.shoes, leg],
+  ];
+  for (const [[a, b, c, d], cloth, bare, end, r] of limbs) {
+    const lower = bare ? col.skin : cloth;
+    ball(p(a), r[0], cloth);
+    limb(p(a), p(b), r[1], cloth);
+    ball(p(b), r[2], lower);
+    limb(p(b), p(c), r[3], lower);
+    ball(p(c), r[4], end);
+    limb(p(c), p(d), r[5], end);
   }
   return parts;
 }
