@@ -103,6 +103,12 @@ export interface EvalReport {
   unassigned: number;
   /** Per joint, over every sample (the root scores 0 in the root-relative metrics by definition). */
   joints: (Omit<ErrorRow, "n"> & { joint: string })[];
+  /**
+   * Root-relative mean absolute error per camera axis [x, y, z] (mm; x right, y down, z depth) over
+   * every sample and joint, by method: whether the error lies in the image plane or in depth.
+   * Absent when the samples came without per-axis errors.
+   */
+  axes?: Record<Method, [number, number, number]>;
 }
 
 function emptyValues(): MetricValues {
@@ -128,6 +134,12 @@ export class ErrorAccumulator {
   /** [method][metric] -> Float64Array((actions + 1) * J): per action (last = unassigned) and joint. */
   readonly #sums: Record<Method, Record<Metric, Float64Array>>;
   readonly #counts: Float64Array;
+  /** [method] -> summed per-axis errors (x, y, z) and how many joints they cover. */
+  readonly #axes = Object.fromEntries(METHODS.map((m) => [m, new Float64Array(3)])) as Record<
+    Method,
+    Float64Array
+  >;
+  #axisJoints = 0;
 
   /** An empty accumulator (16 joints and the 15 Human3.6M actions by default). */
   constructor(opts: { joints?: number; actions?: readonly string[] } = {}) {
@@ -145,8 +157,11 @@ export class ErrorAccumulator {
     return this.#counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Adds one sample; `action` indexes `actions`, anything else counts as unassigned. */
-  add(action: number, errors: SampleErrors): void {
+  /**
+   * Adds one sample; `action` indexes `actions`, anything else counts as unassigned. `axes` holds
+   * each method's [J, 3] root-relative per-axis errors; give it for every sample or for none.
+   */
+  add(action: number, errors: SampleErrors, axes?: Record<Method, ArrayLike<number>>): void {
     const a = action >= 0 && action < this.actions.length ? action : this.actions.length;
     const J = this.joints;
     for (const m of METHODS) {
@@ -157,6 +172,15 @@ export class ErrorAccumulator {
         }
         for (let j = 0; j < J; j++) dst[a * J + j] += src[j];
       }
+    }
+    if (axes) {
+      for (const m of METHODS) {
+        if (axes[m].length !== 3 * J) {
+          throw new RangeError(`ErrorAccumulator: ${m} axes has ${axes[m].length} values, expected ${3 * J}`);
+        }
+        for (let i = 0; i < 3 * J; i++) this.#axes[m][i % 3] += axes[m][i];
+      }
+      this.#axisJoints += J;
     }
     this.#counts[a]++;
   }
@@ -215,6 +239,13 @@ export class ErrorAccumulator {
       actions,
       unassigned: this.#counts[A],
       joints,
+      ...(this.#axisJoints > 0
+        ? {
+          axes: Object.fromEntries(
+            METHODS.map((m) => [m, Array.from(this.#axes[m], (v) => v / this.#axisJoints)]),
+          ) as Record<Method, [number, number, number]>,
+        }
+        : {}),
     };
   }
 }
@@ -296,6 +327,17 @@ export function formatReportTable(rep: EvalReport): string {
   });
   lines.push("", ...groupHeader(W, true));
   for (const j of rep.joints) lines.push(textRow({ label: j.joint, n: rep.overall.n, values: j }, W, true));
+  if (rep.axes) {
+    lines.push(
+      "",
+      `root-relative error per axis (mean |difference|, mm)${"x".padStart(9)}${"y".padStart(7)}${
+        "z".padStart(7)
+      }`,
+    );
+    for (const m of METHODS) {
+      lines.push(`  ${m.padEnd(W + 29)}${rep.axes[m].map((v) => fmt(v, 7)).join("")}`);
+    }
+  }
   return lines.join("\n");
 }
 
@@ -341,6 +383,16 @@ export function formatReportMarkdown(rep: EvalReport): string {
     "|---|---:|---:|---:|---:|---:|",
     ...METRICS.map(headline),
     "",
+    ...(rep.axes
+      ? [
+        "Root-relative error per camera axis (mean absolute difference, mm; x right, y down, z depth):",
+        "",
+        "| method | x | y | z |",
+        "|---|---:|---:|---:|",
+        ...METHODS.map((k) => `| ${k} | ${rep.axes![k].map((v) => fmt(v, 0)).join(" | ")} |`),
+        "",
+      ]
+      : []),
     "## Per action",
     "",
     mdTable(actionRows(rep), "action"),

@@ -21,6 +21,30 @@ import { recordSum } from "./reduce.ts";
 /** Which frame a pose error is measured in. */
 export type PoseMetricKind = "mpjpe" | "mpjpeRel" | "paMpjpe";
 
+/**
+ * Records root-relative errors per camera axis: out[B, J, 3] = |(P_j - P_root) - (G_j - G_root)|
+ * component by component (x right, y down, z depth), which tells whether a pose error lies in
+ * the image plane or in depth.
+ */
+export function poseAxisErrors(
+  rec: Recorder,
+  io: { pred: Region; gt: Region; out: Region; batch: number; joints: number; root: number },
+): void {
+  const J = u32(io.joints);
+  const k = elementwise("pose_errors relAxes", {
+    bindings: [{ name: "p", access: "read" }, { name: "g", access: "read" }, {
+      name: "out",
+      access: "read_write",
+    }],
+    n: io.batch * io.joints,
+    body: `  let r = (i / ${J}) * ${J} + ${u32(io.root)};
+  for (var c = 0u; c < 3u; c++) {
+    out[i * 3u + c] = abs((p[i * 3u + c] - p[r * 3u + c]) - (g[i * 3u + c] - g[r * 3u + c]));
+  }`,
+  });
+  rec.dispatch(k.src, [io.pred, io.gt, io.out], k.groups);
+}
+
 /** Options of {@linkcode poseErrors}. */
 export interface PoseErrorsIo {
   /** [B, J, 3] predicted joints. */

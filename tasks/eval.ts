@@ -130,6 +130,13 @@ const ERROR_NAMES: Record<Method, Record<Metric, string>> = {
   baseline: { mpjpe: "err_base_mpjpe", mpjpe_rel: "err_base_rel", pa_mpjpe: "err_base_pa" },
 };
 
+/** Names of the per-sample [B, 16, 3] root-relative per-axis error blobs, by method. */
+const AXES_NAMES: Record<Method, string> = {
+  argmax: ERROR_BLOBS.max.relAxes,
+  integral: ERROR_BLOBS.int.relAxes,
+  baseline: "err_base_axes",
+};
+
 /** Decoded outputs of one pass that the flip test averages. */
 const DECODED = ["pred_2d_max", "pred_depth_max", "pred_2d_int", "pred_depth_int"] as const;
 
@@ -293,7 +300,7 @@ function auxNet(o: { batch: number; flip: boolean; legacy: LegacyFlags }): {
     new PoseErrors("errors_base", {
       pred: "base3d",
       gt: "gt3d",
-      tops: { mpjpeRel: e.mpjpe_rel, paMpjpe: e.pa_mpjpe },
+      tops: { mpjpeRel: e.mpjpe_rel, paMpjpe: e.pa_mpjpe, relAxes: AXES_NAMES.baseline },
     }),
   ];
   if (o.flip) {
@@ -330,7 +337,11 @@ function auxNet(o: { batch: number; flip: boolean; legacy: LegacyFlags }): {
         new PoseErrors(`errors_${dec}`, {
           pred: `pred_3d_${dec}`,
           gt: "gt3d",
-          tops: { mpjpeRel: names.mpjpe_rel, paMpjpe: names.pa_mpjpe },
+          tops: {
+            mpjpeRel: names.mpjpe_rel,
+            paMpjpe: names.pa_mpjpe,
+            relAxes: AXES_NAMES[dec === "max" ? "argmax" : "integral"],
+          },
         }),
       );
     }
@@ -571,7 +582,9 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           Object.fromEntries(await Promise.all(names.map(async (k) => [k, await from.read(k)] as const)));
         // Main-net values are read before a mirrored pass reuses its buffers.
         const mainErr = flip ? {} : await read(
-          ["argmax", "integral"].flatMap((m) => METRICS.map((k) => ERROR_NAMES[m as Method][k])),
+          (["argmax", "integral"] as const).flatMap((
+            m,
+          ) => [...METRICS.map((k) => ERROR_NAMES[m][k]), AXES_NAMES[m]]),
           net,
         );
         const wantVis = vis.length < nVis;
@@ -613,9 +626,10 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           else auxNetBuilt.setInput("cropToBbx", batch.cropToBbx);
         }
         auxNetBuilt.forward();
-        const auxErrNames = METHODS.filter((m) => flip || m === "baseline").flatMap((m) =>
-          METRICS.map((k) => ERROR_NAMES[m][k])
-        );
+        const auxErrNames = METHODS.filter((m) => flip || m === "baseline").flatMap((m) => [
+          ...METRICS.map((k) => ERROR_NAMES[m][k]),
+          AXES_NAMES[m],
+        ]);
         const errs: Record<string, Float32Array> = { ...mainErr, ...await read(auxErrNames, auxNetBuilt) };
         const visAux = wantVis && flip
           ? await read([`pred_2d_${visDec}`, `pred_3d_${visDec}`], auxNetBuilt)
@@ -634,7 +648,10 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
               means[m][k] = meanOverJoints(e[m][k]);
             }
           }
-          acc.add(batch.action[b], e);
+          const axes = Object.fromEntries(
+            METHODS.map((m) => [m, errs[AXES_NAMES[m]].subarray(b * J * 3, (b + 1) * J * 3)]),
+          ) as Record<Method, Float32Array>;
+          acc.add(batch.action[b], e, axes);
           const id = batch.ids[b];
           rows += [
             id,

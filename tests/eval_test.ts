@@ -97,6 +97,16 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
     const base = json.overall.baseline;
     assert.ok(base.mpjpe_rel! > 20 && base.mpjpe_rel! < 1000, `baseline ${base.mpjpe_rel}`);
     assert.ok(base.pa_mpjpe! <= base.mpjpe_rel! + 1e-3);
+    // Per axis: every component of a root-relative error is at most its length, and the three
+    // together at least its length over sqrt(3) (so none can be 0 while the error is not).
+    for (const m of ["argmax", "integral", "baseline"] as const) {
+      const [x, y, z] = json.axes![m], rel = json.overall[m].mpjpe_rel!;
+      for (const v of [x, y, z]) assert.ok(v >= 0 && v <= rel + 1e-3, `${m} axis ${v} vs rel ${rel}`);
+      assert.ok(
+        Math.hypot(x, y, z) >= rel / Math.sqrt(3) - 1e-3 && x + y + z >= rel - 1e-3,
+        `${m} axes ${x} ${y} ${z}`,
+      );
+    }
     // The per-sample file agrees with the aggregate.
     const csv = (await Deno.readTextFile(join(out, "samples.csv"))).trim().split("\n");
     assert.equal(csv.length, 13);
@@ -111,6 +121,7 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
     assert.match(md, /## Per action/);
     assert.match(md, /## Per joint/);
     assert.match(md, /baseline rel/);
+    assert.match(md, /\| integral \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
     for (const a of want.keys()) assert.match(md, new RegExp(`\\| ${a} \\| ${want.get(a)} \\|`));
     // Pictures of the first two samples and the index page.
     const ids = csv.slice(1, 3).map((l) => Number(l.split(",")[0]));
@@ -162,6 +173,7 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
     assert.equal(flip.report.meta.flip, true);
     for (const m of ["argmax", "integral", "baseline"] as const) {
       assert.ok(isFiniteMetrics(flip.report.overall[m]), `flip ${m}`);
+      assert.ok(flip.report.axes![m].every((v) => Number.isFinite(v) && v > 0), `flip ${m} axes`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,7 +6,7 @@ import { runLayer } from "../graph/ops.ts";
 import { Rng } from "../graph/prng.ts";
 import { PoseErrors, PoseMetrics } from "../graph/layers/metrics.ts";
 import { assertClose } from "./gradcheck.ts";
-import { mpjpeRef, mpjpeRelRef, paMpjpeRef, perJointRef } from "./reference/metrics.ts";
+import { mpjpeRef, mpjpeRelRef, paMpjpeRef, perJointRef, relAxesRef } from "./reference/metrics.ts";
 
 const B = 6, J = 16;
 
@@ -60,10 +60,15 @@ function similarCopy(gt: Float32Array, seed: number, noise: number): Float32Arra
 async function errors(pred: Float32Array, gt: Float32Array, batch = B) {
   const shape = { shape: [batch, J, 3], data: pred }, gts = { shape: [batch, J, 3], data: gt };
   const r = await runLayer(
-    new PoseErrors("err", { pred: "p", gt: "g", tops: { mpjpe: "abs", mpjpeRel: "rel", paMpjpe: "pa" } }),
+    new PoseErrors("err", {
+      pred: "p",
+      gt: "g",
+      tops: { mpjpe: "abs", mpjpeRel: "rel", paMpjpe: "pa", relAxes: "axes" },
+    }),
     { p: shape, g: gts },
   );
-  return { abs: r.abs.data, rel: r.rel.data, pa: r.pa.data };
+  assert.deepEqual(r.axes.shape, [batch, J, 3]);
+  return { abs: r.abs.data, rel: r.rel.data, pa: r.pa.data, axes: r.axes.data };
 }
 
 Deno.test("metrics: per-sample per-joint errors match the CPU twins (PA against Horn's quaternion method)", async () => {
@@ -79,6 +84,7 @@ Deno.test("metrics: per-sample per-joint errors match the CPU twins (PA against 
     rtol: 1e-5,
     what: "root-relative",
   });
+  assertClose(e.axes, relAxesRef(pred, gt, { ...o, root: 0 }), { atol: 2e-3, rtol: 1e-5, what: "per axis" });
   // f32 centring and a unit-norm SVD leave ~1e-5 relative error on coordinates of ~1e3 mm.
   assertClose(e.pa, paMpjpeRef(pred, gt, o), { atol: 2e-2, rtol: 1e-4, what: "PA-MPJPE" });
   const mirrored = e.pa.slice(2 * J, 3 * J).reduce((a, b) => a + b, 0) / J;

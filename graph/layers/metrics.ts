@@ -21,7 +21,13 @@
  * @module
  */
 import { ROOT_JOINT } from "../../io/joints.ts";
-import { meanError, perJointMean, poseErrors, type PoseMetricKind } from "../../kernels/metrics.ts";
+import {
+  meanError,
+  perJointMean,
+  poseAxisErrors,
+  poseErrors,
+  type PoseMetricKind,
+} from "../../kernels/metrics.ts";
 import { partialCount } from "../../kernels/reduce.ts";
 import { type ForwardContext, Layer, type SetupContext, type Shape, ShapeError } from "../layer.ts";
 
@@ -131,8 +137,11 @@ export class PoseMetrics extends Layer {
 export interface PoseErrorsOptions {
   pred: string;
   gt: string;
-  /** [B, J] outputs, one per wanted metric; give at least one. */
-  tops: { mpjpe?: string; mpjpeRel?: string; paMpjpe?: string };
+  /**
+   * [B, J] outputs, one per wanted metric, and `relAxes`: [B, J, 3] root-relative errors per
+   * camera axis (absolute differences); give at least one.
+   */
+  tops: { mpjpe?: string; mpjpeRel?: string; paMpjpe?: string; relAxes?: string };
   root?: number;
 }
 
@@ -141,13 +150,16 @@ export class PoseErrors extends Layer {
   readonly type = "PoseErrors";
   readonly root: number;
   readonly #kinds: PoseMetricKind[];
+  readonly #axes: boolean;
 
   constructor(name: string, o: PoseErrorsOptions) {
     const kinds = KINDS.filter((k) => o.tops[k]);
-    if (!kinds.length) throw new ShapeError(name, "tops", "at least one metric", "none");
-    super(name, [o.pred, o.gt], kinds.map((k) => o.tops[k]!));
+    const axes = o.tops.relAxes !== undefined;
+    if (!kinds.length && !axes) throw new ShapeError(name, "tops", "at least one metric", "none");
+    super(name, [o.pred, o.gt], [...kinds.map((k) => o.tops[k]!), ...(axes ? [o.tops.relAxes!] : [])]);
     this.root = o.root ?? ROOT_JOINT;
     this.#kinds = kinds;
+    this.#axes = axes;
   }
 
   override propagates(): boolean {
@@ -156,21 +168,13 @@ export class PoseErrors extends Layer {
 
   setup(bottoms: readonly Shape[]): Shape[] {
     const [B, J] = checkPair(this, bottoms, this.root);
-    return this.#kinds.map(() => [B, J]);
+    return [...this.#kinds.map(() => [B, J]), ...(this.#axes ? [[B, J, 3]] : [])];
   }
 
   forward(c: ForwardContext): void {
     const [B, J] = c.bottoms[0].shape;
-    this.#kinds.forEach((kind, t) => {
-      poseErrors(c.rec, {
-        pred: c.bottoms[0].region,
-        gt: c.bottoms[1].region,
-        out: c.tops[t].region,
-        batch: B,
-        joints: J,
-        kind,
-        root: this.root,
-      });
-    });
+    const io = { pred: c.bottoms[0].region, gt: c.bottoms[1].region, batch: B, joints: J, root: this.root };
+    this.#kinds.forEach((kind, t) => poseErrors(c.rec, { ...io, out: c.tops[t].region, kind }));
+    if (this.#axes) poseAxisErrors(c.rec, { ...io, out: c.tops[this.#kinds.length].region });
   }
 }

@@ -65,7 +65,7 @@ export interface PoseNetConfig {
   /** Pre-scale of the volumetric heatmap before the 3D softmax (50 in the seed). */
   softmaxScale: number;
   legacy: LegacyFlags;
-  /** Add per-sample [B,16] error outputs for evaluation (argmax and integral, every metric). */
+  /** Add per-sample [B,16] error outputs for evaluation (argmax and integral, every metric, and [B,16,3] per axis). */
   perSampleErrors?: boolean;
   /**
    * The pose the root-relative and PA monitors compare with: "gt3d" (default, the true GT) or
@@ -77,8 +77,8 @@ export interface PoseNetConfig {
 
 /** Names of the per-sample error outputs, by decoder and metric. */
 export const ERROR_BLOBS = {
-  max: { mpjpe: "err_max_mpjpe", mpjpeRel: "err_max_rel", paMpjpe: "err_max_pa" },
-  int: { mpjpe: "err_int_mpjpe", mpjpeRel: "err_int_rel", paMpjpe: "err_int_pa" },
+  max: { mpjpe: "err_max_mpjpe", mpjpeRel: "err_max_rel", paMpjpe: "err_max_pa", relAxes: "err_max_axes" },
+  int: { mpjpe: "err_int_mpjpe", mpjpeRel: "err_int_rel", paMpjpe: "err_int_pa", relAxes: "err_int_axes" },
 } as const;
 
 /** Net inputs, filled from a pipeline Batch of the same names. */
@@ -252,7 +252,7 @@ export function poseNetLayers(cfg: PoseNetConfig): Layer[] {
         new PoseErrors(`errors_${dec}`, {
           pred: `pred_3d_${dec}`,
           gt: "gt3d",
-          tops: { mpjpeRel: e.mpjpeRel, paMpjpe: e.paMpjpe },
+          tops: { mpjpeRel: e.mpjpeRel, paMpjpe: e.paMpjpe, relAxes: e.relAxes },
         }),
       );
     }

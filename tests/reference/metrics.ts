@@ -37,6 +37,19 @@ export function mpjpeRelRef(
   });
 }
 
+/** Root-relative |difference| per axis, [B, J, 3] (twin of PoseErrors' relAxes). */
+export function relAxesRef(
+  pred: ArrayLike<number>,
+  gt: ArrayLike<number>,
+  o: { batch: number; joints: number; root: number },
+): Float64Array {
+  return Float64Array.from({ length: o.batch * o.joints * 3 }, (_, i) => {
+    const k = Math.floor(i / 3), c = i % 3;
+    const r = Math.floor(k / o.joints) * o.joints + o.root;
+    return Math.abs(pred[3 * k + c] - pred[3 * r + c] - (gt[3 * k + c] - gt[3 * r + c]));
+  });
+}
+
 /** Eigen-decomposition of a symmetric matrix by cyclic two-sided Jacobi; eigenvectors are columns of `vectors`. */
 export function symmetricEigen(m: number[][]): { values: number[]; vectors: number[][] } {
   const n = m.length;
