@@ -4,8 +4,8 @@
  * person built from shaded ellipsoids around the 3D joints, ray-cast per pixel with a depth
  * buffer so limbs occlude each other correctly. Each subject's outfit is colour-blocked (left
  * sleeve and trouser leg in an accent colour), so which side is the anatomical left shows even
- * where the face is a few pixels, as real clothing and faces show it. Everything is drawn with the crop's own pinhole
- * intrinsics, so the figure lines up with the 2D labels to the pixel.
+ * where the face is a few pixels, as real clothing and faces show it. Everything is drawn with
+ * the crop's own pinhole intrinsics, so the figure lines up with the 2D labels to the pixel.
  *
  * Pure CPU and allocation-light: about 2-4 ms per image on one core.
  * @module
@@ -322,9 +322,9 @@ function figureParts(J: ArrayLike<number>, body: SubjectBody): Ellipsoid[] {
   ball(add(add(head, face, 90), headUp, -10), 17, col.skin);
   limb(thorax, add(p(14), headUp, -20), 48 * Math.sqrt(g), col.skin);
 
-  // Limbs: [root, middle, end, tip] joints, the cloth, whether the lower half is bare, the end's colour, and
-  // radii of [root ball, upper limb, middle ball, lower limb, end ball, tip limb]. The left sleeve and trouser
-  // leg (joints 17 and 6) wear the outfit's accent colour.
+  // Limbs: [root, middle, end, tip] joints, the cloth, whether the lower half is bare, the end's
+  // colour, and radii of [root ball, upper limb, middle ball, lower limb, end ball, tip limb]. The
+  // left sleeve and trouser leg (joints 17 and 6) wear the outfit's accent colour.
   const arm = [44 * g, 47 * g, 39 * g, 38 * g, 30, 34], leg = [62 * g, 74 * g, 54 * g, 54 * g, 42, 46];
   const limbs: [number[], Rgb, boolean, Rgb, number[]][] = [
     [[17, 18, 19, 22], col.accent, body.shortSleeves, col.skin, arm],

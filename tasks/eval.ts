@@ -137,6 +137,11 @@ const AXES_NAMES: Record<Method, string> = {
   baseline: "err_base_axes",
 };
 
+/** Every per-sample error blob of one method: each metric's, then the per-axis one. */
+function errorBlobs(m: Method): string[] {
+  return [...METRICS.map((k) => ERROR_NAMES[m][k]), AXES_NAMES[m]];
+}
+
 /** Decoded outputs of one pass that the flip test averages. */
 const DECODED = ["pred_2d_max", "pred_depth_max", "pred_2d_int", "pred_depth_int"] as const;
 
@@ -582,9 +587,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           Object.fromEntries(await Promise.all(names.map(async (k) => [k, await from.read(k)] as const)));
         // Main-net values are read before a mirrored pass reuses its buffers.
         const mainErr = flip ? {} : await read(
-          (["argmax", "integral"] as const).flatMap((
-            m,
-          ) => [...METRICS.map((k) => ERROR_NAMES[m][k]), AXES_NAMES[m]]),
+          (["argmax", "integral"] as const).flatMap(errorBlobs),
           net,
         );
         const wantVis = vis.length < nVis;
@@ -626,10 +629,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           else auxNetBuilt.setInput("cropToBbx", batch.cropToBbx);
         }
         auxNetBuilt.forward();
-        const auxErrNames = METHODS.filter((m) => flip || m === "baseline").flatMap((m) => [
-          ...METRICS.map((k) => ERROR_NAMES[m][k]),
-          AXES_NAMES[m],
-        ]);
+        const auxErrNames = METHODS.filter((m) => flip || m === "baseline").flatMap(errorBlobs);
         const errs: Record<string, Float32Array> = { ...mainErr, ...await read(auxErrNames, auxNetBuilt) };
         const visAux = wantVis && flip
           ? await read([`pred_2d_${visDec}`, `pred_3d_${visDec}`], auxNetBuilt)

@@ -11,7 +11,7 @@ import { sharedGpu } from "../graph/device.ts";
 import { Net } from "../graph/net.ts";
 import { loadCheckpoint } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { makeSolver, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
+import { makeSolver, parseRunConfig, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
 import { readSafetensors } from "../graph/safetensors.ts";
 import { fill } from "../graph/fillers.ts";
 
@@ -121,4 +121,18 @@ Deno.test("train options: the augmentation ranges reach the run config; bad valu
   assert.throws(() => configFromArgs({ rotate: "-5" }, "/data"), /--rotate: expected degrees/);
   assert.throws(() => configFromArgs({ scale: "1.3,0.7" }, "/data"), /--scale: expected LO,HI/);
   assert.throws(() => configFromArgs({ scale: "1" }, "/data"), /--scale: expected LO,HI/);
+});
+
+Deno.test("run config: bad augmentation fields in config.json name the file, the field and what was expected", () => {
+  const good = configFromArgs({ rotate: "10", scale: "0.9,1.1", "flip-prob": "0" }, "/data");
+  assert.deepEqual(parseRunConfig(JSON.stringify(good), "r/config.json").scaleRange, [0.9, 1.1]);
+  for (
+    const [field, value, msg] of [
+      ["flipProb", 2, /r\/config\.json: "flipProb" must be a probability, got 2/],
+      ["maxRotateDeg", "x", /"maxRotateDeg" must be degrees in \[0, 180\], got "x"/],
+      ["scaleRange", [1.3, 0.7], /"scaleRange" must be \[LO, HI\] with 0 < LO <= HI, got \[1.3,0.7\]/],
+    ] as const
+  ) {
+    assert.throws(() => parseRunConfig(JSON.stringify({ ...good, [field]: value }), "r/config.json"), msg);
+  }
 });

@@ -65,7 +65,10 @@ export interface PoseNetConfig {
   /** Pre-scale of the volumetric heatmap before the 3D softmax (50 in the seed). */
   softmaxScale: number;
   legacy: LegacyFlags;
-  /** Add per-sample [B,16] error outputs for evaluation (argmax and integral, every metric, and [B,16,3] per axis). */
+  /**
+   * Add per-sample error outputs for evaluation (argmax and integral): [B,16] for every metric and
+   * [B,16,3] per camera axis.
+   */
   perSampleErrors?: boolean;
   /**
    * The pose the root-relative and PA monitors compare with: "gt3d" (default, the true GT) or

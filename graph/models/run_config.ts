@@ -124,6 +124,20 @@ export function parseRunConfig(text: string, path: string): RunConfig {
   if (!Array.isArray(v.schedule) || v.schedule.length === 0) {
     throw new Error(`${path}: "schedule" must list stages`);
   }
+  const bad = (field: string, want: string, got: unknown) => {
+    throw new Error(`${path}: "${field}" must be ${want}, got ${JSON.stringify(got)}`);
+  };
+  const inRange = (x: unknown, lo: number, hi: number) => typeof x === "number" && x >= lo && x <= hi;
+  if (v.flipProb !== undefined && !inRange(v.flipProb, 0, 1)) bad("flipProb", "a probability", v.flipProb);
+  if (v.maxRotateDeg !== undefined && !inRange(v.maxRotateDeg, 0, 180)) {
+    bad("maxRotateDeg", "degrees in [0, 180]", v.maxRotateDeg);
+  }
+  const sr = v.scaleRange;
+  if (
+    sr !== undefined &&
+    !(Array.isArray(sr) && sr.length === 2 && inRange(sr[0], 1e-6, Infinity) &&
+      inRange(sr[1], sr[0], Infinity))
+  ) bad("scaleRange", "[LO, HI] with 0 < LO <= HI", sr);
   return v;
 }
 
