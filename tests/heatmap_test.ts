@@ -189,8 +189,11 @@ Deno.test("clean 3D target round trip: argmax and x50 softmax + soft-argmax land
           Math.abs(p[3 * j + 1] - xy[2 * j + 1]),
           Math.abs(p[3 * j + 2] - z[j]),
         ];
+        // z = 0.8125 lies on a bin boundary at D = 16 and 64: either neighbour's centre is right,
+        // so the bound is half a bin plus float32 rounding of the decoder's sums.
+        const tol = 1e-6;
         assert.ok(
-          err[0] <= 0.5 / S && err[1] <= 0.5 / S && err[2] <= 0.5 / D,
+          err[0] <= 0.5 / S + tol && err[1] <= 0.5 / S + tol && err[2] <= 0.5 / D + tol,
           `${name} D=${D} joint ${j}: decoded ${[...p.subarray(3 * j, 3 * j + 3)]} vs ${[
             xy[2 * j],
             xy[2 * j + 1],
