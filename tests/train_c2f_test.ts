@@ -111,7 +111,12 @@ Deno.test("resume: a run stopped mid-stage continues to the same parameters as a
 });
 
 Deno.test("train options: the augmentation ranges reach the run config; bad values are refused", () => {
-  assert.equal(configFromArgs({ "flip-prob": "0" }, "/data").flipProb, 0);
+  assert.equal(configFromArgs({ "flip-prob": "0.5" }, "/data").flipProb, 0.5);
+  // tiny (the default preset) trains without augmentation unless asked; the others keep the seed's.
+  const tiny = configFromArgs({}, "/data");
+  assert.deepEqual([tiny.flipProb, tiny.maxRotateDeg, tiny.scaleRange], [0, 0, [1, 1]]);
+  const small = configFromArgs({ preset: "small" }, "/data");
+  assert.deepEqual([small.flipProb, small.maxRotateDeg, small.scaleRange], [undefined, undefined, undefined]);
   assert.equal(configFromArgs({ "flip-prob": "0.25", preset: "small" }, "/data").flipProb, 0.25);
   assert.throws(() => configFromArgs({ "flip-prob": "1.5" }, "/data"), /--flip-prob: expected a probability/);
   assert.throws(() => configFromArgs({ "flip-prob": "x" }, "/data"), /--flip-prob: expected a number/);
