@@ -105,8 +105,10 @@ function median(v: number[]): number {
 }
 
 /**
- * Times one recorded program: a warm-up run sizes the repetition count so a run lasts at least
- * ~50 ms, then `runs` timed runs.
+ * Times one recorded program: a warm-up run (pipeline creation, first-use costs), then a second run
+ * sizes the repetition count so a timed run lasts at least ~50 ms, then `runs` timed runs. Sizing
+ * from the warm-up would leave a fast GPU at one repetition per submit, timing the submit's round
+ * trip instead of the kernels.
  */
 async function timeProgram(
   gpu: Gpu,
@@ -128,6 +130,7 @@ async function timeProgram(
     if (c0 !== null && c1 !== null) cpu.push((c1 - c0) / reps);
     return ms;
   };
+  await once(1);
   const first = await once(1);
   cpu.length = 0;
   const reps = Math.max(1, Math.min(1000, Math.ceil(50 / Math.max(first, 1e-3))));
