@@ -34,8 +34,9 @@ Deno.test("hourglass: the seed preset has the published size; modules default to
 });
 
 Deno.test("hourglass: fewer modules per branch keep the names, levels and output widths", () => {
-  const three = structure(modelConfig("tiny", { modules: 3 }));
-  const one = structure(modelConfig("tiny", { modules: 1 }));
+  // At input 64 the tiny hourglass recurses twice (16 -> 8 -> 4), so the sub-level names exist.
+  const three = structure(modelConfig("tiny", { modules: 3, inputSize: 64 }));
+  const one = structure(modelConfig("tiny", { modules: 1, inputSize: 64 }));
   assert(one.params < three.params, `${one.params} >= ${three.params}`);
   // The last module of each branch still widens the skip path to 2f; heads and link are unchanged.
   for (const n of ["hg1_skip1_out", "hg1_down1_out", "hg1_sub_skip1_out", "conv_5_d16", "link", "conv_2_n"]) {
