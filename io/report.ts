@@ -109,6 +109,13 @@ export interface EvalReport {
    * Absent when the samples came without per-axis errors.
    */
   axes?: Record<Method, [number, number, number]>;
+  /**
+   * Where the integral prediction's error lies: its root-relative MPJPE (mm, over every sample)
+   * with the GT depth in place of the predicted depth (what remains is the image-plane part) and
+   * with the GT 2D joints in place of the predicted ones (what remains is the depth part). Absent
+   * when the samples came without them.
+   */
+  parts?: { gtDepth: number; gt2d: number };
 }
 
 function emptyValues(): MetricValues {
@@ -140,6 +147,9 @@ export class ErrorAccumulator {
     Float64Array
   >;
   #axisJoints = 0;
+  /** Summed per-joint errors of the integral prediction with GT depth / GT 2D, and their joints. */
+  readonly #parts = { gtDepth: 0, gt2d: 0 };
+  #partJoints = 0;
 
   /** An empty accumulator (16 joints and the 15 Human3.6M actions by default). */
   constructor(opts: { joints?: number; actions?: readonly string[] } = {}) {
@@ -159,9 +169,15 @@ export class ErrorAccumulator {
 
   /**
    * Adds one sample; `action` indexes `actions`, anything else counts as unassigned. `axes` holds
-   * each method's [J, 3] root-relative per-axis errors; give it for every sample or for none.
+   * each method's [J, 3] root-relative per-axis errors, `parts` the integral prediction's [J]
+   * root-relative errors with the GT depth and with the GT 2D; give each for every sample or for none.
    */
-  add(action: number, errors: SampleErrors, axes?: Record<Method, ArrayLike<number>>): void {
+  add(
+    action: number,
+    errors: SampleErrors,
+    axes?: Record<Method, ArrayLike<number>>,
+    parts?: { gtDepth: ArrayLike<number>; gt2d: ArrayLike<number> },
+  ): void {
     const a = action >= 0 && action < this.actions.length ? action : this.actions.length;
     const J = this.joints;
     for (const m of METHODS) {
@@ -181,6 +197,15 @@ export class ErrorAccumulator {
         for (let i = 0; i < 3 * J; i++) this.#axes[m][i % 3] += axes[m][i];
       }
       this.#axisJoints += J;
+    }
+    if (parts) {
+      for (const k of ["gtDepth", "gt2d"] as const) {
+        if (parts[k].length !== J) {
+          throw new RangeError(`ErrorAccumulator: parts ${k} has ${parts[k].length} joints, expected ${J}`);
+        }
+        for (let j = 0; j < J; j++) this.#parts[k] += parts[k][j];
+      }
+      this.#partJoints += J;
     }
     this.#counts[a]++;
   }
@@ -244,6 +269,14 @@ export class ErrorAccumulator {
           axes: Object.fromEntries(
             METHODS.map((m) => [m, Array.from(this.#axes[m], (v) => v / this.#axisJoints)]),
           ) as Record<Method, [number, number, number]>,
+        }
+        : {}),
+      ...(this.#partJoints > 0
+        ? {
+          parts: {
+            gtDepth: this.#parts.gtDepth / this.#partJoints,
+            gt2d: this.#parts.gt2d / this.#partJoints,
+          },
         }
         : {}),
     };
@@ -338,7 +371,17 @@ export function formatReportTable(rep: EvalReport): string {
       lines.push(`  ${m.padEnd(W + 29)}${rep.axes[m].map((v) => fmt(v, 7)).join("")}`);
     }
   }
+  if (rep.parts) lines.push("", ...partsLines(rep));
   return lines.join("\n");
+}
+
+/** Where the integral prediction's error lies, as two sentences (terminal and Markdown). */
+function partsLines(rep: EvalReport): string[] {
+  const p = rep.parts!, all = rep.overall.integral.mpjpe_rel;
+  return [
+    `integral root-relative MPJPE ${fmt(all, 0).trim()} mm; with the GT depth (the predicted 2D kept) ` +
+    `${fmt(p.gtDepth, 0).trim()} mm, with the GT 2D (the predicted depth kept) ${fmt(p.gt2d, 0).trim()} mm`,
+  ];
 }
 
 function mdTable(rows: TableRow[], first: string): string {
@@ -393,6 +436,7 @@ export function formatReportMarkdown(rep: EvalReport): string {
         "",
       ]
       : []),
+    ...(rep.parts ? ["Where the error lies: " + partsLines(rep)[0] + ".", ""] : []),
     "## Per action",
     "",
     mdTable(actionRows(rep), "action"),

@@ -287,8 +287,13 @@ async function meanTrainingPose(root: string, cap: number): Promise<{ pose: Floa
 // ---------------------------------------------------------------------------------------------
 // Networks
 
+/** Per-sample root-relative errors of the integral prediction with one half swapped for the GT. */
+const PARTS_NAMES = { gtDepth: "err_int_gtdepth_rel", gt2d: "err_int_gt2d_rel" } as const;
+
 /**
- * The small second net run after every batch: the baseline pose scored by PoseErrors and, with
+ * The small second net run after every batch: the baseline pose scored by PoseErrors; the
+ * integral prediction decoded twice more, once with the GT depth in place of the predicted one and
+ * once with the GT 2D joints, which splits its error between the image plane and depth; and, with
  * the flip test, the decode of the flip-averaged coordinates (DepthDecode + GenPredMono3D +
  * PoseErrors, as in the pose net).
  */
@@ -298,7 +303,17 @@ function auxNet(o: { batch: number; flip: boolean; legacy: LegacyFlags }): {
 } {
   const B = o.batch, J = NUM_JOINTS;
   const crop = o.legacy.cropAsBbx ? "bbx" : "cropToBbx";
-  const inputs: Record<string, Shape> = { base3d: [B, J, 3], gt3d: [B, J, 3], aug3d: [B, J, 3] };
+  const inputs: Record<string, Shape> = {
+    base3d: [B, J, 3],
+    gt3d: [B, J, 3],
+    aug3d: [B, J, 3],
+    camera: [B, 4],
+    [crop]: o.legacy.cropAsBbx ? [B, 4] : [B, 6],
+    joints2d: [B, J, 2],
+    depth: [B, J],
+    pred_2d_int: [B, J, 2],
+    pred_depth_int: [B, J],
+  };
   const e = ERROR_NAMES.baseline;
   const layers: Layer[] = [
     new PoseErrors("errors_seed_base", { pred: "base3d", gt: "aug3d", tops: { mpjpe: e.mpjpe } }),
@@ -308,14 +323,38 @@ function auxNet(o: { batch: number; flip: boolean; legacy: LegacyFlags }): {
       tops: { mpjpeRel: e.mpjpe_rel, paMpjpe: e.pa_mpjpe, relAxes: AXES_NAMES.baseline },
     }),
   ];
+  // The integral prediction with one half replaced by the GT.
+  const swaps = [
+    { part: "gtDepth", joints2d: "pred_2d_int", depth: "depth" },
+    { part: "gt2d", joints2d: "joints2d", depth: "pred_depth_int" },
+  ] as const;
+  for (const w of swaps) {
+    layers.push(
+      new DepthDecode(`parts_depth_mm_${w.part}`, {
+        depth: w.depth,
+        rootFrom: "gt3d",
+        top: `parts_depth_mm_${w.part}`,
+        legacy: o.legacy.depthBounds,
+      }),
+      new GenPredMono3D(`pred_3d_int_${w.part}`, {
+        joints2d: w.joints2d,
+        depth: `parts_depth_mm_${w.part}`,
+        camera: "camera",
+        crop,
+        top: `pred_3d_int_${w.part}`,
+        legacy: o.legacy.cropAsBbx,
+      }),
+      new PoseErrors(`errors_int_${w.part}`, {
+        pred: `pred_3d_int_${w.part}`,
+        gt: "gt3d",
+        tops: { mpjpeRel: PARTS_NAMES[w.part] },
+      }),
+    );
+  }
   if (o.flip) {
     Object.assign(inputs, {
-      camera: [B, 4],
-      [crop]: o.legacy.cropAsBbx ? [B, 4] : [B, 6],
       pred_2d_max: [B, J, 2],
       pred_depth_max: [B, J],
-      pred_2d_int: [B, J, 2],
-      pred_depth_int: [B, J],
     });
     for (const dec of ["max", "int"] as const) {
       const names = ERROR_NAMES[dec === "max" ? "argmax" : "integral"];
@@ -516,7 +555,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
     }
   }
   const has2d = mainNames.includes(HEATMAP_2D);
-  const keep = new Set<string>();
+  const keep = new Set<string>(["pred_2d_int", "pred_depth_int"]);
   if (flip) DECODED.forEach((n) => keep.add(n));
   if (nVis > 0) {
     keep.add(PROB_XY);
@@ -611,6 +650,16 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
         auxNetBuilt.setInput("base3d", base3d);
         auxNetBuilt.setInput("gt3d", batch.gt3d);
         auxNetBuilt.setInput("aug3d", batch.aug3d);
+        auxNetBuilt.setInput("camera", batch.camera);
+        if (legacy.cropAsBbx) auxNetBuilt.setInput("bbx", batch.bbx);
+        else auxNetBuilt.setInput("cropToBbx", batch.cropToBbx);
+        auxNetBuilt.setInput("joints2d", batch.joints2d);
+        auxNetBuilt.setInput("depth", batch.depth);
+        if (!flip) {
+          const decoded = await read(["pred_2d_int", "pred_depth_int"], net);
+          auxNetBuilt.setInput("pred_2d_int", decoded.pred_2d_int);
+          auxNetBuilt.setInput("pred_depth_int", decoded.pred_depth_int);
+        }
         if (flip) {
           const plain = await read(DECODED, net);
           net.setInput("image", mirrorImages(batch.image, S));
@@ -624,12 +673,12 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
             auxNetBuilt.setInput(`pred_2d_${dec}`, avg.joints2d);
             auxNetBuilt.setInput(`pred_depth_${dec}`, avg.depth);
           }
-          auxNetBuilt.setInput("camera", batch.camera);
-          if (legacy.cropAsBbx) auxNetBuilt.setInput("bbx", batch.bbx);
-          else auxNetBuilt.setInput("cropToBbx", batch.cropToBbx);
         }
         auxNetBuilt.forward();
-        const auxErrNames = METHODS.filter((m) => flip || m === "baseline").flatMap(errorBlobs);
+        const auxErrNames = [
+          ...METHODS.filter((m) => flip || m === "baseline").flatMap(errorBlobs),
+          ...Object.values(PARTS_NAMES),
+        ];
         const errs: Record<string, Float32Array> = { ...mainErr, ...await read(auxErrNames, auxNetBuilt) };
         const visAux = wantVis && flip
           ? await read([`pred_2d_${visDec}`, `pred_3d_${visDec}`], auxNetBuilt)
@@ -651,7 +700,11 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           const axes = Object.fromEntries(
             METHODS.map((m) => [m, errs[AXES_NAMES[m]].subarray(b * J * 3, (b + 1) * J * 3)]),
           ) as Record<Method, Float32Array>;
-          acc.add(batch.action[b], e, axes);
+          const parts = {
+            gtDepth: errs[PARTS_NAMES.gtDepth].subarray(b * J, (b + 1) * J),
+            gt2d: errs[PARTS_NAMES.gt2d].subarray(b * J, (b + 1) * J),
+          };
+          acc.add(batch.action[b], e, axes, parts);
           const id = batch.ids[b];
           rows += [
             id,

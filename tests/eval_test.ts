@@ -55,7 +55,7 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
       out,
       batch: 3,
       vis: 2,
-      dump: ["pred_3d_int", "err_base_rel"],
+      dump: ["pred_3d_int", "err_base_rel", "gt3d"],
       workers: 0,
       gpu,
       progress: false,
@@ -139,7 +139,7 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
     }
     // Dumps: one row of %12.6f values per blob and sample.
     const dumps = [...Deno.readDirSync(join(out, "dump"))].map((d) => d.name);
-    assert.equal(dumps.length, 24);
+    assert.equal(dumps.length, 36);
     const row = await Deno.readTextFile(join(out, "dump", `pred_3d_int_${ids[0]}.txt`));
     assert.equal(row.split("\n").length, 2);
     assert.equal(row.trim().split(/\s+/).length, NUM_JOINTS * 3);
@@ -148,6 +148,37 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
       /\s+/,
     );
     assert.equal(Number(errRow[0]), 0); // the root, root-relative
+    // Where the error lies: the integral prediction with the GT depth keeps each joint's camera ray
+    // (X, Y scale with Z), with the GT 2D it takes the GT ray at the predicted Z. Recomputed here
+    // from the dumped prediction and GT, the two figures match the report's.
+    const allIds = csv.slice(1).map((l) => Number(l.split(",")[0]));
+    const load = async (blob: string, id: number) =>
+      (await Deno.readTextFile(join(out, "dump", `${blob}_${id}.txt`))).trim().split(/\s+/).map(Number);
+    const swapped = { gtDepth: 0, gt2d: 0 };
+    for (const id of allIds) {
+      const p = await load("pred_3d_int", id), g = await load("gt3d", id);
+      for (const part of ["gtDepth", "gt2d"] as const) {
+        const q = Array.from({ length: NUM_JOINTS }, (_, j) => {
+          const [pz, gz] = [p[3 * j + 2], g[3 * j + 2]];
+          return part === "gtDepth"
+            ? [p[3 * j] * gz / pz, p[3 * j + 1] * gz / pz, gz]
+            : [g[3 * j] * pz / gz, g[3 * j + 1] * pz / gz, pz];
+        });
+        for (let j = 0; j < NUM_JOINTS; j++) {
+          swapped[part] += Math.hypot(
+            ...[0, 1, 2].map((c) => q[j][c] - q[0][c] - (g[3 * j + c] - g[c])),
+          ) / (NUM_JOINTS * allIds.length);
+        }
+      }
+    }
+    for (const part of ["gtDepth", "gt2d"] as const) {
+      const got = json.parts![part];
+      assert.ok(
+        Math.abs(got - swapped[part]) < 0.02 * swapped[part] + 0.05,
+        `${part}: ${got} vs ${swapped[part]}`,
+      );
+    }
+    assert.match(md, /Where the error lies: integral root-relative MPJPE [\d.]+ mm; with the GT depth/);
 
     await assert.rejects(
       evaluate({ run: runDir, out: join(dir, "x"), dump: ["nope"], gpu, progress: false, log: () => {} }),
