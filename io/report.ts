@@ -371,17 +371,15 @@ export function formatReportTable(rep: EvalReport): string {
       lines.push(`  ${m.padEnd(W + 29)}${rep.axes[m].map((v) => fmt(v, 7)).join("")}`);
     }
   }
-  if (rep.parts) lines.push("", ...partsLines(rep));
+  if (rep.parts) lines.push("", partsSentence(rep));
   return lines.join("\n");
 }
 
-/** Where the integral prediction's error lies, as two sentences (terminal and Markdown). */
-function partsLines(rep: EvalReport): string[] {
+/** Where the integral prediction's error lies, in one sentence (terminal and Markdown). */
+function partsSentence(rep: EvalReport): string {
   const p = rep.parts!, all = rep.overall.integral.mpjpe_rel;
-  return [
-    `integral root-relative MPJPE ${fmt(all, 0).trim()} mm; with the GT depth (the predicted 2D kept) ` +
-    `${fmt(p.gtDepth, 0).trim()} mm, with the GT 2D (the predicted depth kept) ${fmt(p.gt2d, 0).trim()} mm`,
-  ];
+  return `integral root-relative MPJPE ${fmt(all, 0).trim()} mm; with the GT depth (the predicted 2D kept) ` +
+    `${fmt(p.gtDepth, 0).trim()} mm, with the GT 2D (the predicted depth kept) ${fmt(p.gt2d, 0).trim()} mm`;
 }
 
 function mdTable(rows: TableRow[], first: string): string {
@@ -436,7 +434,7 @@ export function formatReportMarkdown(rep: EvalReport): string {
         "",
       ]
       : []),
-    ...(rep.parts ? ["Where the error lies: " + partsLines(rep)[0] + ".", ""] : []),
+    ...(rep.parts ? [`Where the error lies: ${partsSentence(rep)}.`, ""] : []),
     "## Per action",
     "",
     mdTable(actionRows(rep), "action"),

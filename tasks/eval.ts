@@ -659,8 +659,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
           const decoded = await read(["pred_2d_int", "pred_depth_int"], net);
           auxNetBuilt.setInput("pred_2d_int", decoded.pred_2d_int);
           auxNetBuilt.setInput("pred_depth_int", decoded.pred_depth_int);
-        }
-        if (flip) {
+        } else {
           const plain = await read(DECODED, net);
           net.setInput("image", mirrorImages(batch.image, S));
           net.forward();
