@@ -18,7 +18,7 @@
  */
 
 // Engine
-export { describeGpu, type Gpu, GpuError, NoGpuError, openGpu, sharedGpu } from "./graph/device.ts";
+export { describeGpu, type Gpu, GpuError, NoGpuError, openGpu, sharedGpu } from "./kernels/device.ts";
 export { type BuildOptions, Net, type NetDef } from "./graph/net.ts";
 export {
   type BackwardContext,

@@ -8,7 +8,7 @@
  * (losses, metrics) accumulate on the GPU and are read back only when asked.
  * @module
  */
-import { type Gpu, GpuError, takeGpuErrors } from "./device.ts";
+import { type Gpu, GpuError, takeGpuErrors } from "../kernels/device.ts";
 import { fill } from "./fillers.ts";
 import {
   type BackwardContext,

@@ -4,7 +4,7 @@
  * saved volume into joints, render a target, check a loss) and for trying a layer in isolation.
  * @module
  */
-import { type Gpu, sharedGpu } from "./device.ts";
+import { type Gpu, sharedGpu } from "../kernels/device.ts";
 import { type Layer, numel, type Shape } from "./layer.ts";
 import { Net } from "./net.ts";
 

@@ -2,7 +2,7 @@
  * Moving f32 data between the CPU and GPU regions.
  * @module
  */
-import type { Gpu } from "./device.ts";
+import type { Gpu } from "../kernels/device.ts";
 import type { Region } from "../kernels/kernel.ts";
 
 /** Writes `data` to `region` (queued; ordered before the next submit). */

@@ -4,7 +4,7 @@
  * build time, and a program is a flat list of dispatches that a step replays with almost no JS.
  * @module
  */
-import { type Gpu, GpuError } from "../graph/device.ts";
+import { type Gpu, GpuError } from "./device.ts";
 
 /** A contiguous byte range of a GPU buffer; every tensor lives in one. */
 export interface Region {

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { describeGpu, type Gpu, openGpu } from "../graph/device.ts";
+import { describeGpu, type Gpu, openGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { modelConfig } from "../graph/models/presets.ts";

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { describeGpu, type Gpu, openGpu } from "../graph/device.ts";
+import { describeGpu, type Gpu, openGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import {
   findLatestCheckpoint,

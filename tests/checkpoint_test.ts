@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { fill } from "../graph/fillers.ts";
 import { numel } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
 import { Deconvolution } from "../graph/layers/deconvolution.ts";

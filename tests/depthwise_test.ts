@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
 import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
 import { convGeometry, type ConvParams } from "../kernels/conv.ts";

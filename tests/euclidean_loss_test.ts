@@ -1,5 +1,5 @@
 import { EuclideanLoss } from "../graph/layers/euclidean_loss.ts";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
 import { assertClose, randomArray } from "./gradcheck.ts";

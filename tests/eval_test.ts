@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { generateDataset } from "../io/synth_dataset.ts";
 import { actionOf, readIdList, readRangeTable } from "../io/index_ranges.ts";
 import { ACTIONS, FLIP_PERMUTATION, JOINT_LABELS, NUM_JOINTS } from "../io/joints.ts";

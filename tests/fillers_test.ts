@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fill } from "../graph/fillers.ts";
-import { NoGpuError, openGpu } from "../graph/device.ts";
+import { NoGpuError, openGpu } from "../kernels/device.ts";
 
 Deno.test("bilinear filler gives the seed's separable [0.25, 0.75, 0.75, 0.25] kernel for k4", () => {
   const w = fill({ type: "bilinear" }, [2, 1, 4, 4], { seed: 1, key: "up.weight" });

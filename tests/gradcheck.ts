@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import {
   type BackwardContext,
   type ForwardContext,

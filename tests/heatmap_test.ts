@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import type { Layer } from "../graph/layer.ts";
 import { Argmax } from "../graph/layers/argmax.ts";
 import { HeatmapTarget, VolumeTarget } from "../graph/layers/heatmap_target.ts";

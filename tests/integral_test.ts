@@ -1,4 +1,4 @@
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import {
   Integral,
   IntegralVector,

@@ -1,4 +1,4 @@
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { type Layer, numel, type Shape } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { Adam, chunks, learningRate, type LrPolicy, RMSProp, SGD, type Solver } from "../graph/solver.ts";
 import { EuclideanLoss } from "../graph/layers/euclidean_loss.ts";

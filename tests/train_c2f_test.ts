@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateDataset } from "../io/synth_dataset.ts";
 import { configFromArgs, train } from "../tasks/train.ts";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { loadCheckpoint } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";

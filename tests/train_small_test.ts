@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sharedGpu } from "../graph/device.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import type { Layer } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { Adam, RMSProp, SGD, type Solver } from "../graph/solver.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { describeGpu, type Gpu, sharedGpu } from "../../graph/device.ts";
+import { describeGpu, type Gpu, sharedGpu } from "../../kernels/device.ts";
 import { createRegion } from "../../graph/tensor.ts";
 import { Rng } from "../../graph/prng.ts";
 import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";

@@ -5,7 +5,7 @@
  * compute pass so the submit and readback overhead is amortised.
  * @module
  */
-import { type Gpu, sharedGpu } from "../../graph/device.ts";
+import { type Gpu, sharedGpu } from "../../kernels/device.ts";
 import { createRegion } from "../../graph/tensor.ts";
 import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
 import { batchNormBackward, batchNormForward, type ChannelShape } from "../../kernels/norm.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { describeGpu, type Gpu, sharedGpu } from "../../graph/device.ts";
+import { describeGpu, type Gpu, sharedGpu } from "../../kernels/device.ts";
 import type { Layer, Shape } from "../../graph/layer.ts";
 import { EuclideanLoss } from "../../graph/layers/euclidean_loss.ts";
 import { VolumeTarget } from "../../graph/layers/heatmap_target.ts";
