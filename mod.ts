@@ -87,7 +87,7 @@ export {
   poseNetInputs,
   poseNetLayers,
 } from "./graph/models/pose_net.ts";
-export { parseRunConfig, type RunConfig, stageNetConfig } from "./graph/models/run_config.ts";
+export { parseRunConfig, type RunConfig, stageNetConfig } from "./run/config.ts";
 
 // Data
 export * from "./io/joints.ts";

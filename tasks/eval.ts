@@ -18,13 +18,7 @@ import type { Layer, Shape } from "../graph/layer.ts";
 import { checkpointPaths, findLatestCheckpoint, loadCheckpoint } from "../graph/checkpoint.ts";
 import { readSafetensorsHeader } from "../graph/safetensors.ts";
 import { ERROR_BLOBS, type LegacyFlags, poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import {
-  newestRun,
-  parseRunConfig,
-  pipelineLegacy,
-  type RunConfig,
-  stageNetConfig,
-} from "../graph/models/run_config.ts";
+import { newestRun, parseRunConfig, pipelineLegacy, type RunConfig, stageNetConfig } from "../run/config.ts";
 import { DepthDecode, GenPredMono3D } from "../graph/layers/geometry.ts";
 import { PoseErrors } from "../graph/layers/metrics.ts";
 import { Reshape } from "../graph/layers/reshape.ts";
@@ -32,7 +26,7 @@ import { Integral } from "../graph/layers/integral.ts";
 import { Rng } from "../graph/prng.ts";
 import { allocBatch, type Batch, createPipeline } from "../stages/pipeline.ts";
 import { sequentialIds } from "../stages/sources.ts";
-import { setBatch } from "./train.ts";
+import { setBatch } from "../run/batch.ts";
 import { countIds, type IdRange, readIdList } from "../io/index_ranges.ts";
 import { datasetSplits, indexRangeDir } from "../io/manifest.ts";
 import { readSample } from "../io/sample_files.ts";

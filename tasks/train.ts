@@ -28,7 +28,7 @@ import {
   stageBounds,
   stageNetConfig,
   type StageSpec,
-} from "../graph/models/run_config.ts";
+} from "../run/config.ts";
 import { learningRate, type LrPolicy } from "../graph/solver.ts";
 import { type Batch, createPipeline } from "../stages/pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
@@ -36,23 +36,7 @@ import { formatDuration, ProgressBar } from "../io/progress.ts";
 import { linePlotSvg, type Series } from "../io/plot.ts";
 import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
 import { randomIds } from "../stages/sources.ts";
-
-/** Batch fields uploaded as net inputs, by net input name. */
-export const BATCH_INPUTS = [
-  "image",
-  "joints2d",
-  "depth",
-  "gt3d",
-  "aug3d",
-  "camera",
-  "cropToBbx",
-  "bbx",
-] as const;
-
-/** Uploads a batch into a pose net's inputs. */
-export function setBatch(net: Net, b: Batch): void {
-  for (const k of BATCH_INPUTS) net.setInput(k, b[k]);
-}
+import { setBatch } from "../run/batch.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {

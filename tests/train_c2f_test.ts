@@ -11,7 +11,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { loadCheckpoint } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { makeSolver, parseRunConfig, type RunConfig, stageNetConfig } from "../graph/models/run_config.ts";
+import { makeSolver, parseRunConfig, type RunConfig, stageNetConfig } from "../run/config.ts";
 import { readSafetensors } from "../graph/safetensors.ts";
 import { fill } from "../graph/fillers.ts";
 

@@ -4,10 +4,16 @@
  * @module
  */
 import { join } from "node:path";
-import type { HourglassConfig } from "./hourglass.ts";
-import { CLEAN, heatmap3dWeight, type LegacyFlags, type LossConfig, type PoseNetConfig } from "./pose_net.ts";
-import type { LrPolicy, Solver } from "../solver.ts";
-import { Adam, RMSProp, SGD } from "../solver.ts";
+import type { HourglassConfig } from "../graph/models/hourglass.ts";
+import {
+  CLEAN,
+  heatmap3dWeight,
+  type LegacyFlags,
+  type LossConfig,
+  type PoseNetConfig,
+} from "../graph/models/pose_net.ts";
+import type { LrPolicy, Solver } from "../graph/solver.ts";
+import { Adam, RMSProp, SGD } from "../graph/solver.ts";
 
 /** One coarse-to-fine stage: its depth and how many iterations it trains. */
 export interface StageSpec {
