@@ -3,8 +3,8 @@
  *
  * The public API for `deno run` scripts: open a device, build a network from layers, run any
  * layer on Float32Arrays, read and write the seed's on-disk layout, stream augmented batches,
- * and load checkpoints. The command-line tasks (train, eval, synth, inspect, bench) are built
- * from the same pieces.
+ * load checkpoints, and train and evaluate whole runs. The command-line tasks (train, eval, synth,
+ * inspect, bench) are thin shells over the same functions.
  *
  * @example Decode a saved volumetric heatmap into 3D joints
  * ```ts
@@ -33,7 +33,7 @@ export {
 export { runLayer, type RunLayerOptions, type ShapedArray } from "./graph/ops.ts";
 export { Adam, learningRate, type LrPolicy, RMSProp, SGD, type Solver } from "./graph/solver.ts";
 export { fill, type Filler } from "./graph/fillers.ts";
-export { Rng } from "./graph/prng.ts";
+export { Rng } from "./io/prng.ts";
 export { createRegion, download, upload } from "./graph/tensor.ts";
 export {
   findLatestCheckpoint,
@@ -77,17 +77,17 @@ export { PoseErrors, PoseMetrics } from "./graph/layers/metrics.ts";
 
 // Models
 export { headStd, type HourglassConfig, hourglassLayers } from "./graph/models/hourglass.ts";
-export { modelConfig, PRESETS } from "./graph/models/presets.ts";
 export {
   CLEAN,
+  decodeLayers,
   heatmap3dWeight,
   type LegacyFlags,
   type LossConfig,
   type PoseNetConfig,
   poseNetInputs,
   poseNetLayers,
+  scoreLayers,
 } from "./graph/models/pose_net.ts";
-export { parseRunConfig, type RunConfig, stageNetConfig } from "./run/config.ts";
 
 // Data
 export * from "./io/joints.ts";
@@ -97,5 +97,23 @@ export { actionOf, readIdList, readProtocol2, readRangeTable, SEED_SPLITS } from
 export { datasetSplits, readManifest } from "./io/manifest.ts";
 export { decodeImage, encodePng } from "./io/images.ts";
 export { ensureDefaultDataset } from "./io/dataset_cache.ts";
+export { SAMPLE_FIELD_NAMES, SAMPLE_FIELDS, type SampleField } from "./io/sample_fields.ts";
 export { type Batch, createPipeline, type Pipeline, type PipelineOptions } from "./stages/pipeline.ts";
-export { train } from "./tasks/train.ts";
+export { sampleIds } from "./stages/sources.ts";
+
+// Runs: presets, configurations, training and evaluation
+export { modelConfig, type Preset, preset, PRESETS } from "./run/presets.ts";
+export {
+  LEGACY_SWITCHES,
+  legacyFlags,
+  parseRunConfig,
+  type RunConfig,
+  runConfig,
+  type RunLegacy,
+  type RunOverrides,
+  stageNetConfig,
+} from "./run/config.ts";
+export { setBatch } from "./run/batch.ts";
+export { newestRun, openRun, resolveCheckpoint } from "./run/run_dir.ts";
+export { train, type TrainOptions, type TrainResult } from "./run/train.ts";
+export { type EvalOptions, type EvalResult, evaluate } from "./run/evaluate.ts";

@@ -140,6 +140,7 @@ export async function saveCheckpoint(
       net: net.name,
       iter: String(net.iter),
       checkpoint_id: id,
+      meta: metaJson,
     },
   });
   if (!withSolver) return { prefix, weights: paths.weights, solverState: null, iter: net.iter };

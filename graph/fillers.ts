@@ -4,7 +4,7 @@
  * one layer does not change the initial values of the others.
  * @module
  */
-import { Rng } from "./prng.ts";
+import { Rng } from "../io/prng.ts";
 import type { Shape } from "./layer.ts";
 import { numel } from "./layer.ts";
 

@@ -226,3 +226,13 @@ export async function writeProtocol2(
 export function countIds(ranges: readonly IdRange[]): number {
   return ranges.reduce((n, [lo, hi]) => n + hi - lo + 1, 0);
 }
+
+/** The id at position `i` of the ranges taken in order (0 is the first range's first id). */
+export function idAt(ranges: readonly IdRange[], i: number): number {
+  if (!(i >= 0)) throw new RangeError(`idAt: position ${i} is negative`);
+  for (const [lo, hi] of ranges) {
+    if (i <= hi - lo) return lo + i;
+    i -= hi - lo + 1;
+  }
+  throw new RangeError(`idAt: position past the ${countIds(ranges)} ids of the ranges`);
+}

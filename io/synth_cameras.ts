@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Rng } from "../graph/prng.ts";
+import type { Rng } from "./prng.ts";
 import type { Camera } from "./sample_files.ts";
 
 /** One of the four H36M cameras: intrinsics and frame size. */

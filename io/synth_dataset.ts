@@ -12,7 +12,7 @@
 
 import { ProgressBar } from "./progress.ts";
 import { join } from "node:path";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "./prng.ts";
 import { encodePng } from "./images.ts";
 import { type IdRange, type RangeEntry, writeProtocol2, writeRangeTable } from "./index_ranges.ts";
 import { ACTIONS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS } from "./joints.ts";

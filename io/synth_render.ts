@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Rng } from "../graph/prng.ts";
+import type { Rng } from "./prng.ts";
 import type { BodyColors, SubjectBody } from "./synth_poses.ts";
 
 type Vec3 = [number, number, number];

@@ -3,17 +3,11 @@
  * resumed run, and the evaluation of any of its checkpoints, rebuild exactly the same network.
  * @module
  */
-import { join } from "node:path";
 import type { HourglassConfig } from "../graph/models/hourglass.ts";
-import {
-  CLEAN,
-  heatmap3dWeight,
-  type LegacyFlags,
-  type LossConfig,
-  type PoseNetConfig,
-} from "../graph/models/pose_net.ts";
+import { CLEAN, heatmap3dWeight, type LegacyFlags, type PoseNetConfig } from "../graph/models/pose_net.ts";
 import type { LrPolicy, Solver } from "../graph/solver.ts";
 import { Adam, RMSProp, SGD } from "../graph/solver.ts";
+import { type AugmentRanges, modelConfig, type ModelOverrides, type Preset, preset } from "./presets.ts";
 
 /** One coarse-to-fine stage: its depth and how many iterations it trains. */
 export interface StageSpec {
@@ -32,6 +26,36 @@ export interface SolverSpec {
   delta?: number;
 }
 
+/** The seed's bug families a run can switch back on, each reproduced only when asked (all off by default). */
+export interface RunLegacy extends LegacyFlags {
+  /** The seed's half-pixel crop geometry: test-mode labels u256 = u224 / 1.12 + 28.5. */
+  augment: boolean;
+  /** The flip augmentation swaps the 2D labels of left and right joints but not their depths. */
+  unswappedDepth: boolean;
+}
+
+/** Command-line names of the legacy switches (`--legacy LIST`), by RunLegacy field. */
+export const LEGACY_SWITCHES = {
+  "heatmaps": "heatmaps",
+  "depth-bounds": "depthBounds",
+  "crop-as-bbx": "cropAsBbx",
+  "softmax": "softmax",
+  "augment": "augment",
+  "unswapped-depth": "unswappedDepth",
+} as const satisfies Record<string, keyof RunLegacy>;
+
+/** A legacy switch's command-line name. */
+export type LegacyName = keyof typeof LEGACY_SWITCHES;
+
+/** Legacy flags from switch names ("all" turns every one on). */
+export function legacyFlags(names: readonly (LegacyName | "all")[]): RunLegacy {
+  const out: RunLegacy = { ...CLEAN, augment: false, unswappedDepth: false };
+  for (const [name, field] of Object.entries(LEGACY_SWITCHES)) {
+    out[field] = names.includes("all") || names.includes(name as LegacyName);
+  }
+  return out;
+}
+
 /** Everything a run needs. */
 export interface RunConfig {
   format: "volpose-run/1";
@@ -44,9 +68,9 @@ export interface RunConfig {
   batch: number;
   solver: SolverSpec;
   /** Loss weights; heatmap3d "seed" follows the seed's ratio per d2. */
-  losses: Omit<LossConfig, "heatmap3d"> & { heatmap3d: number | "seed" };
+  losses: Preset["losses"];
   softmaxScale: number;
-  legacy: LegacyFlags & { augment: boolean; unswappedDepth: boolean };
+  legacy: RunLegacy;
   channelOrder: "bgr" | "rgb";
   seed: number;
   workers: number;
@@ -130,37 +154,10 @@ export function parseRunConfig(text: string, path: string): RunConfig {
   if (!Array.isArray(v.schedule) || v.schedule.length === 0) {
     throw new Error(`${path}: "schedule" must list stages`);
   }
-  const bad = (field: string, want: string, got: unknown) => {
+  checkAugment(v, (field, want, got) => {
     throw new Error(`${path}: "${field}" must be ${want}, got ${JSON.stringify(got)}`);
-  };
-  const inRange = (x: unknown, lo: number, hi: number) => typeof x === "number" && x >= lo && x <= hi;
-  if (v.flipProb !== undefined && !inRange(v.flipProb, 0, 1)) bad("flipProb", "a probability", v.flipProb);
-  if (v.maxRotateDeg !== undefined && !inRange(v.maxRotateDeg, 0, 180)) {
-    bad("maxRotateDeg", "degrees in [0, 180]", v.maxRotateDeg);
-  }
-  const sr = v.scaleRange;
-  if (
-    sr !== undefined &&
-    !(Array.isArray(sr) && sr.length === 2 && inRange(sr[0], 1e-6, Infinity) &&
-      inRange(sr[1], sr[0], Infinity))
-  ) bad("scaleRange", "[LO, HI] with 0 < LO <= HI", sr);
+  });
   return v;
-}
-
-/** The run folder under `root` whose config.json is newest, or null when there is none. */
-export async function newestRun(root: string): Promise<string | null> {
-  let best: { path: string; mtime: number } | null = null;
-  try {
-    for await (const d of Deno.readDir(root)) {
-      if (!d.isDirectory) continue;
-      const p = join(root, d.name);
-      const st = await Deno.stat(join(p, "config.json")).catch(() => null);
-      if (st?.mtime && (!best || st.mtime.getTime() > best.mtime)) {
-        best = { path: p, mtime: st.mtime.getTime() };
-      }
-    }
-  } catch { /* no runs folder yet */ }
-  return best?.path ?? null;
 }
 
 /** The input pipeline's legacy switches implied by a run's legacy flags. */
@@ -172,4 +169,155 @@ export function pipelineLegacy(
     unswappedDepth: run.legacy.unswappedDepth,
     cropAsBbx: run.legacy.cropAsBbx,
   };
+}
+
+/** A learning-rate policy as asked for; poly decays over the whole schedule. */
+export type PolicyChoice =
+  | { type: "fixed" }
+  | { type: "step"; gamma?: number; stepsize?: number }
+  | { type: "multistep"; gamma?: number; stepvalues?: number[] }
+  | { type: "poly"; power?: number };
+
+/** What a run changes of its preset; every field is optional but the dataset. */
+export interface RunOverrides {
+  /** Dataset root in the seed's layout. */
+  data: string;
+  /** Structure overrides. */
+  model?: ModelOverrides;
+  /** Depths d2 of the coarse-to-fine stages, trained one after another (default: the model's d2). */
+  schedule?: number[];
+  /** Iterations per stage: one value for every stage, or one per stage (default: the preset's). */
+  iters?: number | number[];
+  /** Stop, as a normal finish, after this many seconds (default: the preset's when no iters are given). */
+  timeBudgetSec?: number;
+  batch?: number;
+  solver?: {
+    type?: SolverSpec["type"];
+    baseLr?: number;
+    momentum?: number;
+    weightDecay?: number;
+    policy?: PolicyChoice;
+  };
+  losses?: Partial<Preset["losses"]>;
+  softmaxScale?: number;
+  /** The seed's bug families to reproduce. */
+  legacy?: Partial<RunLegacy>;
+  channelOrder?: "bgr" | "rgb";
+  seed?: number;
+  /** Input pipeline workers (default: every core). */
+  workers?: number;
+  display?: number;
+  snapshot?: number;
+  evalEvery?: number;
+  evalSamples?: number;
+  skipBad?: boolean;
+  /** Augmentation ranges of training batches. */
+  augment?: Partial<AugmentRanges>;
+}
+
+/** The held-out samples of a run's periodic evaluation when none are asked for. */
+export const DEFAULT_EVAL_SAMPLES = 240;
+
+/**
+ * The complete configuration of a run: the preset's record with the overrides applied. Values are
+ * checked here, so a library caller gets the same errors as the command line.
+ */
+export function runConfig(presetName: string, over: RunOverrides): RunConfig {
+  const p = preset(presetName);
+  const model = modelConfig(presetName, over.model);
+  const depths = over.schedule ?? [model.d2];
+  const iters = over.iters === undefined
+    ? [p.iters]
+    : typeof over.iters === "number"
+    ? [over.iters]
+    : over.iters;
+  if (depths.length === 0) throw new RangeError("schedule: expected at least one stage depth");
+  if (iters.length !== 1 && iters.length !== depths.length) {
+    throw new RangeError(`iters: give one value or one per stage (${depths.length}), got ${iters.length}`);
+  }
+  for (const [name, xs] of [["schedule", depths], ["iters", iters]] as const) {
+    for (const x of xs) {
+      if (!Number.isInteger(x) || x < 1) throw new RangeError(`${name}: expected integers >= 1, got ${x}`);
+    }
+  }
+  const schedule: StageSpec[] = depths.map((d2, i) => ({
+    d2,
+    iters: iters.length === 1 ? iters[0] : iters[i],
+  }));
+  const total = schedule.reduce((a, b) => a + b.iters, 0);
+  const sv = over.solver ?? {};
+  const aug = merged(p.augment, over.augment);
+  checkAugment(aug, (field, want, got) => {
+    throw new RangeError(`augmentation ${field}: expected ${want}, got ${JSON.stringify(got)}`);
+  });
+  return {
+    format: "volpose-run/1",
+    data: over.data,
+    preset: presetName,
+    model,
+    schedule,
+    batch: over.batch ?? p.batch,
+    solver: {
+      type: sv.type ?? "rmsprop",
+      baseLr: sv.baseLr ?? p.lr,
+      policy: lrPolicy(sv.policy ?? { type: "fixed" }, total),
+      weightDecay: sv.weightDecay ?? 0,
+      momentum: sv.momentum,
+    },
+    losses: merged(p.losses, over.losses),
+    softmaxScale: over.softmaxScale ?? 50,
+    legacy: merged(legacyFlags([]), over.legacy),
+    channelOrder: over.channelOrder ?? "bgr",
+    seed: over.seed ?? 1,
+    workers: over.workers ?? navigator.hardwareConcurrency,
+    display: over.display ?? p.display,
+    snapshot: over.snapshot ?? p.snapshot,
+    evalEvery: over.evalEvery ?? p.evalEvery,
+    evalSamples: over.evalSamples ?? DEFAULT_EVAL_SAMPLES,
+    skipBad: over.skipBad ?? false,
+    flipProb: aug.flipProb,
+    maxRotateDeg: aug.maxRotateDeg,
+    scaleRange: aug.scaleRange,
+    timeBudgetSec: over.timeBudgetSec ?? (over.iters === undefined ? p.timeBudgetSec : undefined),
+  };
+}
+
+/** `base` with the fields `over` defines (an undefined field keeps the base's value). */
+function merged<T extends object>(base: T, over: Partial<T> | undefined): T {
+  const out = { ...base };
+  for (const [k, x] of Object.entries(over ?? {})) {
+    if (x !== undefined) (out as Record<string, unknown>)[k] = x;
+  }
+  return out;
+}
+
+/** The solver's policy from the asked-for one; Caffe's defaults fill what is not given. */
+function lrPolicy(c: PolicyChoice, totalIters: number): LrPolicy {
+  switch (c.type) {
+    case "fixed":
+      return { type: "fixed" };
+    case "step":
+      return { type: "step", gamma: c.gamma ?? 0.1, stepsize: c.stepsize ?? 100000 };
+    case "multistep":
+      return { type: "multistep", gamma: c.gamma ?? 0.1, stepvalues: c.stepvalues ?? [] };
+    case "poly":
+      return { type: "poly", power: c.power ?? 1, maxIter: totalIters };
+  }
+}
+
+/** Checks augmentation ranges; `bad` names the field, what was expected and what was found. */
+function checkAugment(
+  a: Partial<AugmentRanges>,
+  bad: (field: string, want: string, got: unknown) => void,
+): void {
+  const within = (x: unknown, lo: number, hi: number) => typeof x === "number" && x >= lo && x <= hi;
+  if (a.flipProb !== undefined && !within(a.flipProb, 0, 1)) bad("flipProb", "a probability", a.flipProb);
+  if (a.maxRotateDeg !== undefined && !within(a.maxRotateDeg, 0, 180)) {
+    bad("maxRotateDeg", "degrees in [0, 180]", a.maxRotateDeg);
+  }
+  const sr = a.scaleRange;
+  if (
+    sr !== undefined &&
+    !(Array.isArray(sr) && sr.length === 2 && within(sr[0], 1e-6, Infinity) && within(sr[1], sr[0], Infinity))
+  ) bad("scaleRange", "[LO, HI] with 0 < LO <= HI", sr);
 }

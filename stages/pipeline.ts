@@ -10,7 +10,8 @@
 
 import { DataError } from "../io/errors.ts";
 import { actionOf, type RangeEntry, readRangeTable } from "../io/index_ranges.ts";
-import { ACTIONS, NUM_JOINTS } from "../io/joints.ts";
+import { ACTIONS } from "../io/joints.ts";
+import { fieldFloats, SAMPLE_FIELD_NAMES, type SampleField } from "../io/sample_fields.ts";
 import { indexRangeDir } from "../io/manifest.ts";
 import { orderedMap, prefetch } from "./async_stages.ts";
 import { CROP_SIDE } from "./geometry.ts";
@@ -18,31 +19,18 @@ import { type ProcessedSample, processSample, type SampleOptions } from "./sampl
 import { resolveSource, type SourceSpec } from "./sources.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
-/** One batch of network input and labels, as plain typed arrays (B = size, S = input side). */
-export interface Batch {
+/**
+ * One batch of network input and labels, as plain typed arrays: every per-sample field of
+ * io/sample_fields.ts stacked B times (B = size), plus the sample ids and actions.
+ */
+export type Batch = { [K in SampleField]: Float32Array } & {
   /** Number of samples B. */
   size: number;
   /** Sample ids. */
   ids: Int32Array;
-  /** B x 3 x S x S, (pixel - 128) / 256, B,G,R planes unless channelOrder "rgb". */
-  image: Float32Array;
-  /** B x 16 x 2 norm crop coordinates. */
-  joints2d: Float32Array;
-  /** B x 16 root-relative depth encoded to [0, 1]. */
-  depth: Float32Array;
-  /** B x 16 x 3 camera-frame mm. */
-  gt3d: Float32Array;
-  /** B x 16 x 3 back-projected augmented 2D with GT depth (the evaluation target). */
-  aug3d: Float32Array;
-  /** B x 4: fx fy cx cy. */
-  camera: Float32Array;
-  /** B x 4: x1 y1 x2 y2. */
-  bbx: Float32Array;
-  /** B x 6 affine [a b c d e f]: raw px = (a un + b vn + c, d un + e vn + f) for norm (un, vn). */
-  cropToBbx: Float32Array;
   /** Action index into ACTIONS via the index ranges; -1 when the root has no range files. */
   action: Int32Array;
-}
+};
 
 /** Options of createPipeline. */
 export interface PipelineOptions extends SampleOptions {
@@ -100,53 +88,46 @@ export interface Pipeline extends AsyncIterable<Batch> {
 
 /** Allocates an empty batch of `size` samples at input side `s`. */
 export function allocBatch(size: number, s: number): Batch {
-  const J = NUM_JOINTS;
-  return {
-    size,
-    ids: new Int32Array(size),
-    image: new Float32Array(size * 3 * s * s),
-    joints2d: new Float32Array(size * J * 2),
-    depth: new Float32Array(size * J),
-    gt3d: new Float32Array(size * J * 3),
-    aug3d: new Float32Array(size * J * 3),
-    camera: new Float32Array(size * 4),
-    bbx: new Float32Array(size * 4),
-    cropToBbx: new Float32Array(size * 6),
-    action: new Int32Array(size),
-  };
+  const b = { size, ids: new Int32Array(size), action: new Int32Array(size) } as Batch;
+  for (const f of SAMPLE_FIELD_NAMES) b[f] = new Float32Array(size * fieldFloats(f, s));
+  return b;
 }
 
 /** Copies one processed sample into slot `index` of a batch. */
 export function putSample(b: Batch, s: ProcessedSample, opts: { index: number; action: number }): void {
   const i = opts.index;
   b.ids[i] = s.id;
-  b.image.set(s.image, i * s.image.length);
-  b.joints2d.set(s.joints2d, i * s.joints2d.length);
-  b.depth.set(s.depth, i * s.depth.length);
-  b.gt3d.set(s.gt3d, i * s.gt3d.length);
-  b.aug3d.set(s.aug3d, i * s.aug3d.length);
-  b.camera.set(s.camera, i * 4);
-  b.bbx.set(s.bbx, i * 4);
-  b.cropToBbx.set(s.cropToBbx, i * 6);
   b.action[i] = opts.action;
+  for (const f of SAMPLE_FIELD_NAMES) b[f].set(s[f], i * s[f].length);
 }
 
 /** Shrinks a batch to its first `n` samples (views, no copy). */
 function truncateBatch(b: Batch, n: number): Batch {
-  const cut = <T extends Float32Array | Int32Array>(a: T): T => a.subarray(0, (a.length / b.size) * n) as T;
-  return {
-    size: n,
-    ids: cut(b.ids),
-    image: cut(b.image),
-    joints2d: cut(b.joints2d),
-    depth: cut(b.depth),
-    gt3d: cut(b.gt3d),
-    aug3d: cut(b.aug3d),
-    camera: cut(b.camera),
-    bbx: cut(b.bbx),
-    cropToBbx: cut(b.cropToBbx),
-    action: cut(b.action),
-  };
+  return rowsOf(b, n, (a, w) => a.subarray(0, w * n) as typeof a);
+}
+
+/**
+ * A batch of exactly `size` samples made from `b`'s: a short batch is filled by repeating its
+ * samples in order (the evaluation's last batch; the repeats are scored but not counted).
+ */
+export function padBatch(b: Batch, size: number): Batch {
+  if (b.size === size) return b;
+  return rowsOf(b, size, (a, w) => {
+    const grown = new (a.constructor as new (n: number) => typeof a)(w * size);
+    for (let i = 0; i < size; i++) grown.set(a.subarray((i % b.size) * w, (i % b.size + 1) * w), i * w);
+    return grown;
+  });
+}
+
+/** A batch of `size` samples whose every array is `row(array, floatsPerSample)`. */
+function rowsOf(
+  b: Batch,
+  size: number,
+  row: <T extends Float32Array | Int32Array>(a: T, w: number) => T,
+): Batch {
+  const out = { size, ids: row(b.ids, 1), action: row(b.action, 1) } as Batch;
+  for (const f of SAMPLE_FIELD_NAMES) out[f] = row(b[f], b[f].length / b.size);
+  return out;
 }
 
 /** Reads the root's range table for action lookup; null when the root has no range files. */

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { Rng } from "../graph/prng.ts";
+import type { SampleField } from "../io/sample_fields.ts";
+import { Rng } from "../io/prng.ts";
 import { decodeImage, type RgbImage } from "../io/images.ts";
 import { NUM_JOINTS, ROOT_JOINT, selectParts, swapLeftRight } from "../io/joints.ts";
 import { readSample, resolveImagePath, type SampleRecord } from "../io/sample_files.ts";
@@ -64,29 +65,17 @@ export interface SampleOptions {
   legacy?: boolean | LegacyOptions;
 }
 
-/** One sample as the network sees it. Arrays are per-sample slices of the Batch fields. */
-export interface ProcessedSample {
+/**
+ * One sample as the network sees it: every per-sample field of io/sample_fields.ts (its own slice
+ * of the Batch arrays), its id and the augmentation drawn. gt3d has left and right swapped on a
+ * flip unless legacy unswappedDepth; aug3d is GenAug3D's back-projection of the augmented 2D.
+ */
+export type ProcessedSample = { [K in SampleField]: Float32Array } & {
   /** Sample id. */
   id: number;
-  /** 3 x S x S planar input. */
-  image: Float32Array;
-  /** 16 x 2 norm crop coordinates. */
-  joints2d: Float32Array;
-  /** 16 root-relative depths encoded to [0, 1] with DEPTH_LB/DEPTH_UB. */
-  depth: Float32Array;
-  /** 16 x 3 camera-frame mm (left/right swapped on flip unless legacy unswappedDepth). */
-  gt3d: Float32Array;
-  /** 16 x 3 back-projection of the augmented 2D with GT depth (GenAug3D). */
-  aug3d: Float32Array;
-  /** fx fy cx cy. */
-  camera: Float32Array;
-  /** x1 y1 x2 y2. */
-  bbx: Float32Array;
-  /** Norm crop coords -> raw-frame px. */
-  cropToBbx: Float32Array;
   /** The augmentation drawn. */
   params: AugParams;
-}
+};
 
 /** The raw inputs of one sample. */
 export interface LoadedSample {

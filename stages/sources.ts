@@ -6,8 +6,8 @@
  */
 
 import { join } from "node:path";
-import { Rng } from "../graph/prng.ts";
-import { type IdRange, readExcludeList, readIdList } from "../io/index_ranges.ts";
+import { Rng } from "../io/prng.ts";
+import { countIds, idAt, type IdRange, readExcludeList, readIdList } from "../io/index_ranges.ts";
 import { datasetSplits, indexRangeDir } from "../io/manifest.ts";
 
 /** Endless uniform draws over the union of inclusive ranges, redrawing ids in `exclude`. */
@@ -35,6 +35,29 @@ export function* randomIds(
     const id = ranges[k][0] + r - (k > 0 ? cum[k - 1] : 0);
     if (!excluded.has(id)) yield id;
   }
+}
+
+/**
+ * `count` distinct ids drawn uniformly from the ranges (all of them when there are fewer), in draw
+ * order. The draw is a seeded partial shuffle, so with the same seed the first k ids of a larger
+ * draw are exactly a draw of k: training's held-out monitor (the run's first `evalSamples`) scores
+ * the start of the subset `deno task eval` scores.
+ */
+export function sampleIds(ranges: readonly IdRange[], opts: { count: number; seed: number }): number[] {
+  const total = countIds(ranges);
+  const n = Math.min(opts.count, total);
+  const rng = new Rng(opts.seed, 0x5e1ec7);
+  // Positions k..total-1 of a virtual identity permutation, with swapped-out entries remembered.
+  const moved = new Map<number, number>();
+  const at = (i: number) => moved.get(i) ?? i;
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const r = k + rng.int(total - k);
+    const pick = at(r);
+    moved.set(r, at(k));
+    out.push(idAt(ranges, pick));
+  }
+  return out;
 }
 
 /** Every id of the ranges in order (the full test); endless when `loop`. */

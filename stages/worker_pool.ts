@@ -5,6 +5,7 @@
  */
 
 import { DataError } from "../io/errors.ts";
+import { SAMPLE_FIELD_NAMES } from "../io/sample_fields.ts";
 import type { ProcessedSample, SampleOptions } from "./sample.ts";
 
 /** Messages to a worker. */
@@ -23,9 +24,7 @@ export type WorkerReply =
 
 /** The buffers of a sample, for a zero-copy postMessage. */
 export function transferList(s: ProcessedSample): ArrayBuffer[] {
-  return [s.image, s.joints2d, s.depth, s.gt3d, s.aug3d, s.camera, s.bbx, s.cropToBbx].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
+  return SAMPLE_FIELD_NAMES.map((f) => s[f].buffer as ArrayBuffer);
 }
 
 function rebuildError(e: { name: string; message: string; path?: string; line?: number }): Error {

@@ -5,18 +5,17 @@
  * the presets it must feed, and the GPU memory of the seed network at batch 3, d2 = 64.
  * @module
  */
-import { parseArgs } from "node:util";
 import { describeGpu, type Gpu, openGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { modelConfig } from "../graph/models/presets.ts";
+import { modelConfig } from "../run/presets.ts";
 import { RMSProp } from "../graph/solver.ts";
-import { stageNetConfig } from "../run/config.ts";
-import { configFromArgs } from "./train.ts";
+import { runConfig, stageNetConfig } from "../run/config.ts";
+import { type OptionTable, parseCommandLine, runTask, str } from "../io/cli.ts";
 import { setBatch } from "../run/batch.ts";
-import { benchConv, benchGemm } from "./bench/conv.ts";
-import { benchLayers } from "./bench/layers.ts";
-import { benchVolumetric } from "./bench/volumetric.ts";
+import { benchConv, benchGemm } from "../run/bench/conv.ts";
+import { benchLayers } from "../run/bench/layers.ts";
+import { benchVolumetric } from "../run/bench/volumetric.ts";
 import { benchPipeline } from "../stages/bench_pipeline.ts";
 import { type Batch, createPipeline } from "../stages/pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
@@ -24,7 +23,19 @@ import { ensureDefaultDataset } from "../io/dataset_cache.ts";
 const SECTIONS = ["conv", "layers", "volumetric", "pipeline", "train", "memory"] as const;
 type Section = typeof SECTIONS[number];
 
-const HELP = `volpose bench: speed and memory figures as JSON on stdout
+/** Options of `deno task bench`. */
+export const OPTIONS: OptionTable = {
+  help: { type: "boolean", short: "h" },
+  only: { type: "string" },
+  quick: { type: "boolean" },
+  data: { type: "string" },
+  out: { type: "string" },
+  presets: { type: "string" },
+  profile: { type: "boolean" },
+};
+
+/** The text of `deno task bench --help`. */
+export const HELP = `volpose bench: speed and memory figures as JSON on stdout
 
 Usage: deno task bench [--only ${SECTIONS.join(",")}] [--quick] [--data DIR] [--out FILE]
                        [--presets tiny,small] [--profile]
@@ -35,6 +46,7 @@ Usage: deno task bench [--only ${SECTIONS.join(",")}] [--quick] [--data DIR] [--
   --presets LIST  presets whose training step is timed (default tiny,small)
   --profile       add the per-kernel GPU time breakdown of each timed training step
   --out FILE      also write the JSON there
+  -h, --help      this text
 `;
 
 function median(xs: number[]): number {
@@ -66,7 +78,7 @@ async function benchTrainStep(
   data: string,
   opts: { preset: string; quick: boolean; profile: boolean },
 ): Promise<Record<string, unknown>> {
-  const run = configFromArgs({ preset: opts.preset }, data);
+  const run = runConfig(opts.preset, { data });
   const d2 = run.schedule[0].d2;
   const cfg = stageNetConfig(run, d2);
   const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
@@ -141,30 +153,19 @@ async function benchSeedMemory(gpu: Gpu): Promise<Record<string, unknown>> {
   return out;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      help: { type: "boolean", short: "h" },
-      only: { type: "string" },
-      quick: { type: "boolean" },
-      data: { type: "string" },
-      out: { type: "string" },
-      presets: { type: "string" },
-      profile: { type: "boolean" },
-    },
-  });
+async function main(): Promise<number> {
+  const values = parseCommandLine("bench", Deno.args, OPTIONS);
   if (values.help) {
     console.log(HELP);
-    return;
+    return 0;
   }
-  const only = (values.only ?? SECTIONS.join(",")).split(",").map((s) => s.trim()) as Section[];
+  const only = (str(values, "only") ?? SECTIONS.join(",")).split(",").map((s) => s.trim()) as Section[];
   for (const s of only) {
     if (!SECTIONS.includes(s)) {
       throw new Error(`--only: unknown section "${s}"; expected ${SECTIONS.join(", ")}`);
     }
   }
-  const quick = values.quick ?? false;
+  const quick = values.quick === true;
   const gpu = await openGpu();
   console.error(describeGpu(gpu));
   const result: Record<string, unknown> = {
@@ -176,7 +177,7 @@ async function main(): Promise<void> {
   };
   const say = (s: string) => console.error(`bench: ${s}`);
   let data: string | null = null;
-  const dataset = async () => data ??= values.data ?? await ensureDefaultDataset({ log: say });
+  const dataset = async () => data ??= str(values, "data") ?? await ensureDefaultDataset({ log: say });
 
   if (only.includes("conv")) {
     say("conv and GEMM ...");
@@ -240,14 +241,14 @@ async function main(): Promise<void> {
   }
   if (only.includes("train")) {
     const root = await dataset();
-    const presets = (values.presets ?? (quick ? "tiny" : "tiny,small")).split(",");
+    const presets = (str(values, "presets") ?? (quick ? "tiny" : "tiny,small")).split(",");
     const rows = [];
     for (const preset of presets) {
       say(`training step, preset ${preset} ...`);
       const r = await benchTrainStep(gpu, root, {
         preset: preset.trim(),
         quick,
-        profile: values.profile ?? false,
+        profile: values.profile === true,
       });
       rows.push(r);
       say(
@@ -265,14 +266,9 @@ async function main(): Promise<void> {
   }
   const json = JSON.stringify(result, null, 2);
   console.log(json);
-  if (values.out) await Deno.writeTextFile(values.out, json + "\n");
+  const out = str(values, "out");
+  if (out) await Deno.writeTextFile(out, json + "\n");
+  return 0;
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    console.error(`bench: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("bench", main);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { int, type OptionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
 import { drawSkeleton, normToPixels, upscale } from "../io/draw.ts";
 import { DataError } from "../io/errors.ts";
 import { encodePng } from "../io/images.ts";
@@ -14,7 +14,22 @@ import { indexRangeDir } from "../io/manifest.ts";
 import { type ProcessedSample, processSample } from "../stages/sample.ts";
 import { planarToRgb } from "../stages/warp.ts";
 
-const HELP = `Usage: deno task inspect --data DIR --id N [options]
+/** Options of `deno task inspect`. */
+export const OPTIONS: OptionTable = {
+  data: { type: "string" },
+  id: { type: "string" },
+  augment: { type: "boolean" },
+  seed: { type: "string" },
+  "input-size": { type: "string" },
+  legacy: { type: "boolean" },
+  rgb: { type: "boolean" },
+  json: { type: "boolean" },
+  out: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** The text of `deno task inspect --help`. */
+export const HELP = `Usage: deno task inspect --data DIR --id N [options]
 
 Shows sample N of the dataset at DIR as the network sees it: the 2D label in the input crop,
 the normalised root-relative depth, the ground-truth and back-projected (augmented) 3D, the
@@ -67,47 +82,23 @@ function report(s: ProcessedSample, size: number, action: string): string {
   return lines.join("\n");
 }
 
-async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      data: { type: "string" },
-      id: { type: "string" },
-      augment: { type: "boolean", default: false },
-      seed: { type: "string", default: "0" },
-      "input-size": { type: "string", default: "256" },
-      legacy: { type: "boolean", default: false },
-      rgb: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      out: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+async function main(): Promise<number> {
+  const values = parseCommandLine("inspect", Deno.args, OPTIONS);
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  if (!values.data || values.id === undefined) {
-    console.error("inspect: --data and --id are required\n\n" + HELP);
-    return 2;
-  }
-  const id = Number(values.id), seed = Number(values.seed), size = Number(values["input-size"]);
-  for (const [name, v] of [["--id", id], ["--seed", seed], ["--input-size", size]] as const) {
-    if (!Number.isInteger(v) || v < 0 || (name === "--input-size" && v < 8)) {
-      console.error(
-        `inspect: ${name} must be a non-negative integer${name === "--input-size" ? " >= 8" : ""}`,
-      );
-      return 2;
-    }
-  }
-  const root = values.data;
+  const id = int(values, "id", 0), root = str(values, "data");
+  if (root === undefined || id === undefined) throw new UsageError("--data and --id are required");
+  const seed = int(values, "seed", 0) ?? 0, size = int(values, "input-size", 8) ?? 256;
+  const legacy = values.legacy === true, augment = values.augment === true, out = str(values, "out");
   const channelOrder = values.rgb ? "rgb" : "bgr";
   const s = await processSample(root, id, {
     inputSize: size,
-    augment: values.augment,
+    augment,
     seed,
     seq: 0,
-    legacy: values.legacy,
+    legacy,
     channelOrder,
   });
   let action = "unknown";
@@ -139,35 +130,21 @@ async function main(args: string[]): Promise<number> {
     console.log(report(s, size, action));
   }
 
-  if (values.out) {
+  if (out) {
     const factor = Math.max(1, Math.floor(256 / size));
     const canvas = upscale(
       { width: size, height: size, rgb: planarToRgb(s.image, size, { channelOrder }) },
       factor,
     );
-    const px = normToPixels(s.joints2d, canvas.width, { legacy: values.legacy });
+    const px = normToPixels(s.joints2d, canvas.width, { legacy });
     drawSkeleton(canvas, px, {
       radius: Math.max(2, canvas.width / 96),
       thickness: Math.max(1.5, canvas.width / 160),
     });
-    await Deno.writeFile(values.out, await encodePng(canvas.rgb, canvas.width, canvas.height));
-    if (!values.json) console.log(`\nwrote ${values.out} (${canvas.width}x${canvas.height})`);
+    await Deno.writeFile(out, await encodePng(canvas.rgb, canvas.width, canvas.height));
+    if (!values.json) console.log(`\nwrote ${out} (${canvas.width}x${canvas.height})`);
   }
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof DataError) {
-      console.error(`inspect: ${e.message}`);
-      Deno.exit(1);
-    }
-    if (e instanceof TypeError && /parseArgs|option/i.test(String(e))) {
-      console.error(`inspect: ${e.message}\n\n${HELP}`);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runTask("inspect", main);

@@ -6,10 +6,23 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { int, type OptionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
 import { generateDataset, stderrProgressBar } from "../io/synth_dataset.ts";
 
-const USAGE = `usage: deno task synth --out DIR [options]
+/** Options of `deno task synth`. */
+export const OPTIONS: OptionTable = {
+  out: { type: "string" },
+  train: { type: "string" },
+  test: { type: "string" },
+  seed: { type: "string" },
+  workers: { type: "string" },
+  name: { type: "string" },
+  force: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** The text of `deno task synth --help`. */
+export const HELP = `usage: deno task synth --out DIR [options]
 
   --out DIR      dataset root to create (must be empty or absent unless --force)
   --train N      samples of the training subjects S1 S5 S6 S7 S8 (default 6000)
@@ -18,17 +31,8 @@ const USAGE = `usage: deno task synth --out DIR [options]
   --workers K    render workers (default: CPU cores, at most 8; 0 = main thread)
   --name NAME    dataset name stored in the manifest
   --force        write into a non-empty folder
+  -h, --help     this text
 `;
-
-function intArg(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name}: expected a non-negative integer, got ${JSON.stringify(v)}\n\n${USAGE}`);
-    Deno.exit(2);
-  }
-  return n;
-}
 
 function isEmptyOrMissing(dir: string): boolean {
   try {
@@ -40,41 +44,26 @@ function isEmptyOrMissing(dir: string): boolean {
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      out: { type: "string" },
-      train: { type: "string" },
-      test: { type: "string" },
-      seed: { type: "string" },
-      workers: { type: "string" },
-      name: { type: "string" },
-      force: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
+async function main(): Promise<number> {
+  const v = parseCommandLine("synth", Deno.args, OPTIONS);
+  if (v.help) {
+    console.log(HELP);
+    return 0;
   }
-  if (!values.out) {
-    console.error(`--out is required\n\n${USAGE}`);
-    Deno.exit(2);
-  }
-  if (!values.force && !isEmptyOrMissing(values.out)) {
-    console.error(`${values.out} is not empty; pick another --out or pass --force`);
-    Deno.exit(2);
+  const out = str(v, "out");
+  if (!out) throw new UsageError("--out DIR is required");
+  if (!v.force && !isEmptyOrMissing(out)) {
+    throw new UsageError(`${out} is not empty; pick another --out or pass --force`);
   }
   const opts = {
-    train: intArg("train", values.train, 6000),
-    test: intArg("test", values.test, 1000),
-    seed: intArg("seed", values.seed, 1),
-    workers: values.workers === undefined ? undefined : intArg("workers", values.workers, 0),
-    name: values.name,
+    train: int(v, "train", 0) ?? 6000,
+    test: int(v, "test", 0) ?? 1000,
+    seed: int(v, "seed", 0) ?? 1,
+    workers: int(v, "workers", 0),
+    name: str(v, "name"),
   };
-  console.error(`synth: ${opts.train} train + ${opts.test} test samples, seed ${opts.seed} -> ${values.out}`);
-  const { manifest, seconds } = await generateDataset(values.out, {
+  console.error(`synth: ${opts.train} train + ${opts.test} test samples, seed ${opts.seed} -> ${out}`);
+  const { manifest, seconds } = await generateDataset(out, {
     ...opts,
     onProgress: stderrProgressBar("synth"),
   });
@@ -85,6 +74,7 @@ async function main(): Promise<void> {
       }, ` +
       `test ${JSON.stringify(manifest.splits.test)}`,
   );
+  return 0;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runTask("synth", main);

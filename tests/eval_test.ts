@@ -12,29 +12,28 @@ import { generateDataset } from "../io/synth_dataset.ts";
 import { actionOf, readIdList, readRangeTable } from "../io/index_ranges.ts";
 import { ACTIONS, FLIP_PERMUTATION, JOINT_LABELS, NUM_JOINTS } from "../io/joints.ts";
 import type { EvalReport } from "../io/report.ts";
-import { configFromArgs, train } from "../tasks/train.ts";
-import { averageFlipped, evaluate, mirrorImages } from "../tasks/eval.ts";
+import { runConfig } from "../run/config.ts";
+import { train } from "../run/train.ts";
+import { evaluate } from "../run/evaluate.ts";
+import { averageFlipped, mirrorImages } from "../run/eval_scorer.ts";
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 
 async function tinyRun(dir: string): Promise<{ runDir: string; data: string }> {
   const data = join(dir, "data");
   await generateDataset(data, { train: 24, test: 12, seed: 5, workers: 0 });
-  const cfg = configFromArgs({
-    preset: "tiny",
-    input: "32",
-    features: "8",
-    stem: "8,8",
-    link: "8",
-    d2: "2",
-    iters: "3",
-    batch: "2",
-    display: "1",
-    snapshot: "100",
-    "eval-every": "0",
-    workers: "0",
-    seed: "2",
-  }, data);
+  const cfg = runConfig("tiny", {
+    data,
+    model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
+    schedule: [2],
+    iters: 3,
+    batch: 2,
+    display: 1,
+    snapshot: 100,
+    evalEvery: 0,
+    workers: 0,
+    seed: 2,
+  });
   const runDir = join(dir, "run");
   await train(cfg, { runDir, gpu: await sharedGpu(), progress: false, log: () => {} });
   return { runDir, data };
@@ -250,7 +249,7 @@ Deno.test("eval: missing run, checkpoint or blob names the path and what was exp
     );
     const run = join(dir, "run");
     await Deno.mkdir(run);
-    const cfg = configFromArgs({ preset: "tiny" }, join(dir, "data"));
+    const cfg = runConfig("tiny", { data: join(dir, "data") });
     await Deno.writeTextFile(join(run, "config.json"), JSON.stringify(cfg));
     await assert.rejects(
       evaluate({ run, progress: false, log: () => {} }),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import type { Layer, Shape } from "../graph/layer.ts";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { DepthDecode, DepthEncode, GenAug3D, GenPredMono3D, Project } from "../graph/layers/geometry.ts";
 import { ENCODE_DEPTH_BOUNDS, LEGACY_DECODE_DEPTH_BOUNDS } from "../kernels/geometry.ts";
 import { assertClose, gradcheck, probe } from "./gradcheck.ts";

@@ -18,7 +18,7 @@ import { SGD } from "../graph/solver.ts";
 import { f32 } from "../kernels/kernel.ts";
 import { partialCount, recordSum } from "../kernels/reduce.ts";
 import { elementwise } from "../kernels/kernel.ts";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 
 /** L = sum_i r_i * x_i with a fixed random r, so dL/dx = r: a probe for any layer's backward. */
 export class DotLoss extends Layer {

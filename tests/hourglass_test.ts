@@ -1,7 +1,7 @@
 import assert, { strictEqual as assertEquals, throws } from "node:assert";
 import type { Shape } from "../graph/layer.ts";
 import { hourglassLayers } from "../graph/models/hourglass.ts";
-import { modelConfig } from "../graph/models/presets.ts";
+import { modelConfig } from "../run/presets.ts";
 
 /** Learnable parameters and layer names of a model, from the layers' own shape setup (no GPU). */
 function structure(model: ReturnType<typeof modelConfig>): { params: number; names: Set<string> } {

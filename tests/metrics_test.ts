@@ -3,7 +3,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import type { Layer } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { runLayer } from "../graph/ops.ts";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { PoseErrors, PoseMetrics } from "../graph/layers/metrics.ts";
 import { assertClose } from "./gradcheck.ts";
 import { mpjpeRef, mpjpeRelRef, paMpjpeRef, perJointRef, relAxesRef } from "./reference/metrics.ts";

@@ -6,7 +6,7 @@ import { ReLU } from "../graph/layers/relu.ts";
 import { MaxPool } from "../graph/layers/pool.ts";
 import { Upsample } from "../graph/layers/upsample.ts";
 import { ScaleVector } from "../graph/layers/vector_ops.ts";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { assertClose, DotLoss, gradcheck, probe, randomArray } from "./gradcheck.ts";
 import { reluBackwardRef } from "./reference/activation.ts";
 import {

@@ -3,7 +3,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import type { Layer, Shape } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { runLayer } from "../graph/ops.ts";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { SGD } from "../graph/solver.ts";
 import { DepthDecode, GenPredMono3D } from "../graph/layers/geometry.ts";
 import {

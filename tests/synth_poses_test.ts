@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { ACTIONS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS } from "../io/joints.ts";
 import { formatCamera, parseCamera } from "../io/sample_files.ts";
 import {

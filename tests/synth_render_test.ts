@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Rng } from "../graph/prng.ts";
+import { Rng } from "../io/prng.ts";
 import { COMPLETE_MARKER, ensureDefaultDataset } from "../io/dataset_cache.ts";
 import { readManifest } from "../io/manifest.ts";
 import {

@@ -6,34 +6,30 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateDataset } from "../io/synth_dataset.ts";
-import { configFromArgs, train } from "../tasks/train.ts";
+import { train } from "../run/train.ts";
 import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { loadCheckpoint } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
-import { makeSolver, parseRunConfig, type RunConfig, stageNetConfig } from "../run/config.ts";
+import { makeSolver, parseRunConfig, type RunConfig, runConfig, stageNetConfig } from "../run/config.ts";
 import { readSafetensors } from "../graph/safetensors.ts";
 import { fill } from "../graph/fillers.ts";
 
 async function tinyRun(dir: string): Promise<RunConfig> {
   const data = join(dir, "data");
   await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
-  const cfg = configFromArgs({
-    preset: "tiny",
-    input: "32",
-    features: "8",
-    stem: "8,8",
-    link: "8",
-    schedule: "2,4",
-    iters: "3,2",
-    batch: "2",
-    display: "1",
-    snapshot: "100",
-    "eval-every": "0",
-    workers: "0",
-    seed: "3",
-  }, data);
-  return cfg;
+  return runConfig("tiny", {
+    data,
+    model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
+    schedule: [2, 4],
+    iters: [3, 2],
+    batch: 2,
+    display: 1,
+    snapshot: 100,
+    evalEvery: 0,
+    workers: 0,
+    seed: 3,
+  });
 }
 
 Deno.test("coarse-to-fine: two stages hand weights on, re-initialise the head, carry the iteration", async () => {
@@ -110,26 +106,50 @@ Deno.test("resume: a run stopped mid-stage continues to the same parameters as a
   }
 });
 
-Deno.test("train options: the augmentation ranges reach the run config; bad values are refused", () => {
-  assert.equal(configFromArgs({ "flip-prob": "0.5" }, "/data").flipProb, 0.5);
-  // tiny (the default preset) trains without augmentation unless asked; the others keep the seed's.
-  const tiny = configFromArgs({}, "/data");
+Deno.test("run config: a preset's defaults, overrides on top, bad values refused", () => {
+  // tiny (the default preset) trains without augmentation for ten minutes unless asked; the others keep
+  // the seed's augmentation and train their iterations.
+  const tiny = runConfig("tiny", { data: "/data" });
   assert.deepEqual([tiny.flipProb, tiny.maxRotateDeg, tiny.scaleRange], [0, 0, [1, 1]]);
-  const small = configFromArgs({ preset: "small" }, "/data");
-  assert.deepEqual([small.flipProb, small.maxRotateDeg, small.scaleRange], [undefined, undefined, undefined]);
-  assert.equal(configFromArgs({ "flip-prob": "0.25", preset: "small" }, "/data").flipProb, 0.25);
-  assert.throws(() => configFromArgs({ "flip-prob": "1.5" }, "/data"), /--flip-prob: expected a probability/);
-  assert.throws(() => configFromArgs({ "flip-prob": "x" }, "/data"), /--flip-prob: expected a number/);
-  const c = configFromArgs({ rotate: "15", scale: "0.9,1.1" }, "/data");
-  assert.equal(c.maxRotateDeg, 15);
-  assert.deepEqual(c.scaleRange, [0.9, 1.1]);
-  assert.throws(() => configFromArgs({ rotate: "-5" }, "/data"), /--rotate: expected degrees/);
-  assert.throws(() => configFromArgs({ scale: "1.3,0.7" }, "/data"), /--scale: expected LO,HI/);
-  assert.throws(() => configFromArgs({ scale: "1" }, "/data"), /--scale: expected LO,HI/);
+  assert.equal(tiny.timeBudgetSec, 600);
+  assert.equal(runConfig("tiny", { data: "/data", iters: 100 }).timeBudgetSec, undefined);
+  const small = runConfig("small", { data: "/data" });
+  assert.deepEqual([small.flipProb, small.maxRotateDeg, small.scaleRange], [0.5, 40, [0.7, 1.3]]);
+  assert.equal(runConfig("small", { data: "/data", augment: { flipProb: 0.25 } }).flipProb, 0.25);
+  const seed = runConfig("seed", { data: "/data" });
+  assert.deepEqual([seed.batch, seed.solver.baseLr, seed.losses.heatmap3d, seed.schedule], [
+    3,
+    2.5e-5,
+    "seed",
+    [
+      { d2: 64, iters: 720000 },
+    ],
+  ]);
+  // An undefined override keeps the preset's value.
+  assert.equal(runConfig("tiny", { data: "/data", losses: { heatmap2d: undefined } }).losses.heatmap2d, 0.1);
+  const poly = runConfig("tiny", {
+    data: "/data",
+    schedule: [2, 4],
+    iters: [3, 5],
+    solver: { policy: { type: "poly" } },
+  });
+  assert.deepEqual(poly.solver.policy, { type: "poly", power: 1, maxIter: 8 });
+  assert.throws(
+    () => runConfig("tiny", { data: "/d", augment: { flipProb: 1.5 } }),
+    /flipProb: expected a probability/,
+  );
+  assert.throws(() => runConfig("tiny", { data: "/d", schedule: [2, 4], iters: [1, 2, 3] }), /one per stage/);
+  assert.throws(
+    () => runConfig("huge", { data: "/d" }),
+    /unknown preset "huge"; known presets: seed, small, tiny/,
+  );
 });
 
 Deno.test("run config: bad augmentation fields in config.json name the file, the field and what was expected", () => {
-  const good = configFromArgs({ rotate: "10", scale: "0.9,1.1", "flip-prob": "0" }, "/data");
+  const good = runConfig("tiny", {
+    data: "/data",
+    augment: { maxRotateDeg: 10, scaleRange: [0.9, 1.1], flipProb: 0 },
+  });
   assert.deepEqual(parseRunConfig(JSON.stringify(good), "r/config.json").scaleRange, [0.9, 1.1]);
   for (
     const [field, value, msg] of [
@@ -139,5 +159,65 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
     ] as const
   ) {
     assert.throws(() => parseRunConfig(JSON.stringify({ ...good, [field]: value }), "r/config.json"), msg);
+  }
+});
+
+/**
+ * The parameters a small seeded run ends with, as SHA-256 over every tensor in name order,
+ * recorded on the adapter named here. A refactoring of the training floor must leave them bit for
+ * bit; a kernel change that legitimately reorders float arithmetic records a new digest (and says
+ * so in its commit). On other adapters float results may differ, so there only the run's
+ * repeatability is checked.
+ */
+const GOLDEN = {
+  adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
+  sha256: "9c48f284a1bc79e3b0d952196e5b92af2643b298da5698fe3d9a1b4dbf928fb3",
+};
+
+async function parameterDigest(path: string): Promise<string> {
+  const st = await readSafetensors(path);
+  const parts = [...st.tensors.keys()].sort().map((k) => {
+    const d = st.tensors.get(k)!.data;
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  });
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("train: a seeded run ends with the recorded parameters, bit for bit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "volpose_golden_" });
+  try {
+    const gpu = await sharedGpu();
+    const data = join(dir, "data");
+    await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
+    const cfg = runConfig("tiny", {
+      data,
+      model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
+      schedule: [2, 4],
+      iters: [3, 2],
+      batch: 2,
+      display: 1,
+      snapshot: 100,
+      evalEvery: 2,
+      evalSamples: 4,
+      workers: 0,
+      seed: 3,
+    });
+    const digests: string[] = [];
+    for (const name of ["first", "second"]) {
+      const r = await train(cfg, { runDir: join(dir, name), gpu, progress: false, log: () => {} });
+      assert.equal(r.iter, 5);
+      digests.push(await parameterDigest(r.checkpoint! + ".safetensors"));
+    }
+    assert.equal(digests[1], digests[0], "the same seeded run twice");
+    if (gpu.adapterName === GOLDEN.adapter) assert.equal(digests[0], GOLDEN.sha256);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -17,6 +17,7 @@ import { PoseErrors, PoseMetrics } from "../layers/metrics.ts";
 import { IntegralCoordLoss, JSRegularizationLoss, SmoothL1Loss } from "../layers/pose_losses.ts";
 import { type HourglassConfig, hourglassLayers } from "./hourglass.ts";
 import { NUM_JOINTS } from "../../io/joints.ts";
+import { SAMPLE_FIELD_NAMES, SAMPLE_FIELDS } from "../../io/sample_fields.ts";
 
 /** The seed's 3D heatmap loss weight per d2 (SEED_SPEC §5.5; d2 = 2 is 0.3 in the prototxt). */
 export function heatmap3dWeight(d2: number, opts: { readmeD2?: boolean } = {}): number {
@@ -84,19 +85,11 @@ export const ERROR_BLOBS = {
   int: { mpjpe: "err_int_mpjpe", mpjpeRel: "err_int_rel", paMpjpe: "err_int_pa", relAxes: "err_int_axes" },
 } as const;
 
-/** Net inputs, filled from a pipeline Batch of the same names. */
+/** Net inputs: every per-sample field of a pipeline Batch, by the same name, B samples. */
 export function poseNetInputs(cfg: PoseNetConfig): Record<string, Shape> {
-  const B = cfg.batch, J = cfg.model.joints, S = cfg.model.inputSize;
-  return {
-    image: [B, 3, S, S],
-    joints2d: [B, J, 2],
-    depth: [B, J],
-    gt3d: [B, J, 3],
-    aug3d: [B, J, 3],
-    camera: [B, 4],
-    cropToBbx: [B, 6],
-    bbx: [B, 4],
-  };
+  return Object.fromEntries(
+    SAMPLE_FIELD_NAMES.map((f) => [f, [cfg.batch, ...SAMPLE_FIELDS[f](cfg.model.inputSize)]]),
+  );
 }
 
 /** Builds the layer list of one stage. */
@@ -210,32 +203,16 @@ export function poseNetLayers(cfg: PoseNetConfig): Layer[] {
   );
   // Decode, back-project and measure, for both decoders.
   for (const dec of ["max", "int"] as const) {
+    const pred = `pred_3d_${dec}`;
     layers.push(
-      new DepthDecode(`depth_mm_${dec}`, {
-        depth: `pred_depth_${dec}`,
-        rootFrom: "gt3d",
-        top: `depth_mm_${dec}`,
-        legacy: legacy.depthBounds,
-      }),
-      new GenPredMono3D(`pred_3d_${dec}`, {
-        joints2d: `pred_2d_${dec}`,
-        depth: `depth_mm_${dec}`,
-        camera: "camera",
-        crop: legacy.cropAsBbx ? "bbx" : "cropToBbx",
-        top: `pred_3d_${dec}`,
-        legacy: legacy.cropAsBbx,
-      }),
-      // The seed's figure: absolute camera-frame error against the back-projected GT (§7).
-      new PoseMetrics(`metric_seed_${dec}`, {
-        pred: `pred_3d_${dec}`,
-        gt: "aug3d",
-        tops: { mpjpe: `mpjpe_${dec}` },
-      }),
-      // The standard ones, against the true GT (or, on augmented training batches, what the image shows).
-      new PoseMetrics(`metric_${dec}`, {
-        pred: `pred_3d_${dec}`,
+      ...decodeLayers(dec, { joints2d: `pred_2d_${dec}`, depth: `pred_depth_${dec}`, legacy }),
+      // The seed's figure against the back-projected GT (§7: absolute camera-frame error); the standard
+      // ones against the true GT (or, on augmented training batches, what the image shows).
+      ...scoreLayers(dec, pred, {
+        perSample: false,
+        seed: { mpjpe: `mpjpe_${dec}` },
         gt: cfg.monitorGt ?? "gt3d",
-        tops: {
+        rel: {
           mpjpeRel: `mpjpe_rel_${dec}`,
           paMpjpe: `pa_mpjpe_${dec}`,
           mpjpeRelJoints: `mpjpe_rel_joints_${dec}`,
@@ -244,21 +221,64 @@ export function poseNetLayers(cfg: PoseNetConfig): Layer[] {
     );
     if (cfg.perSampleErrors) {
       const e = ERROR_BLOBS[dec];
-      layers.push(
-        new PoseErrors(`errors_seed_${dec}`, {
-          pred: `pred_3d_${dec}`,
-          gt: "aug3d",
-          tops: { mpjpe: e.mpjpe },
-        }),
-      );
-      layers.push(
-        new PoseErrors(`errors_${dec}`, {
-          pred: `pred_3d_${dec}`,
-          gt: "gt3d",
-          tops: { mpjpeRel: e.mpjpeRel, paMpjpe: e.paMpjpe, relAxes: e.relAxes },
-        }),
-      );
+      layers.push(...scoreLayers(dec, pred, {
+        perSample: true,
+        seed: { mpjpe: e.mpjpe },
+        rel: { mpjpeRel: e.mpjpeRel, paMpjpe: e.paMpjpe, relAxes: e.relAxes },
+      }));
     }
   }
   return layers;
+}
+
+/**
+ * Decoding of one prediction to camera-frame millimetres: its encoded depth to mm around the GT
+ * root (`depth_mm_<tag>`), then the pinhole back-projection of its crop 2D with that depth
+ * (`pred_3d_<tag>`), with the run's legacy switches.
+ */
+export function decodeLayers(
+  tag: string,
+  o: { joints2d: string; depth: string; legacy: LegacyFlags },
+): Layer[] {
+  return [
+    new DepthDecode(`depth_mm_${tag}`, {
+      depth: o.depth,
+      rootFrom: "gt3d",
+      top: `depth_mm_${tag}`,
+      legacy: o.legacy.depthBounds,
+    }),
+    new GenPredMono3D(`pred_3d_${tag}`, {
+      joints2d: o.joints2d,
+      depth: `depth_mm_${tag}`,
+      camera: "camera",
+      crop: o.legacy.cropAsBbx ? "bbx" : "cropToBbx",
+      top: `pred_3d_${tag}`,
+      legacy: o.legacy.cropAsBbx,
+    }),
+  ];
+}
+
+/**
+ * The scores of a 3D prediction: the seed's absolute MPJPE against the back-projected GT (aug3d)
+ * and the root-relative ones against `gt` (default gt3d). `perSample` gives per-sample [B, 16]
+ * outputs (PoseErrors `errors_[seed_]<tag>`, for evaluation) instead of batch means accumulated on the
+ * GPU (PoseMetrics `metric_[seed_]<tag>`).
+ */
+export function scoreLayers(
+  tag: string,
+  pred: string,
+  o: {
+    perSample: boolean;
+    seed?: { mpjpe: string };
+    gt?: "gt3d" | "aug3d";
+    rel?: { mpjpeRel?: string; paMpjpe?: string; relAxes?: string; mpjpeRelJoints?: string };
+  },
+): Layer[] {
+  const out: Layer[] = [];
+  const make = (layer: string, gt: string, tops: Record<string, string>) =>
+    o.perSample ? new PoseErrors(layer, { pred, gt, tops }) : new PoseMetrics(layer, { pred, gt, tops });
+  const kind = o.perSample ? "errors" : "metric";
+  if (o.seed) out.push(make(`${kind}_seed_${tag}`, "aug3d", o.seed));
+  if (o.rel) out.push(make(`${kind}_${tag}`, o.gt ?? "gt3d", o.rel as Record<string, string>));
+  return out;
 }

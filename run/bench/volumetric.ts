@@ -4,7 +4,7 @@
  * Each figure is the median wall time of several submits, each awaited to completion, so it
  * includes one submit's overhead; per-sample figures divide by the batch.
  *
- *   deno run -A tasks/bench/volumetric.ts [--runs 9] [--batch 3] [--depth-bins 64] [--size 64]
+ *   deno run -A run/bench/volumetric.ts [--runs 9] [--batch 3] [--depth-bins 64] [--size 64]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -15,7 +15,7 @@ import { VolumeTarget } from "../../graph/layers/heatmap_target.ts";
 import { SoftArgmax } from "../../graph/layers/integral.ts";
 import { SoftmaxHM } from "../../graph/layers/softmax_hm.ts";
 import { Net } from "../../graph/net.ts";
-import { Rng } from "../../graph/prng.ts";
+import { Rng } from "../../io/prng.ts";
 import { SGD } from "../../graph/solver.ts";
 
 /** Options of {@linkcode benchVolumetric}. */

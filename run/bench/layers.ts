@@ -10,7 +10,7 @@ import { createRegion } from "../../graph/tensor.ts";
 import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
 import { batchNormBackward, batchNormForward, type ChannelShape } from "../../kernels/norm.ts";
 import { maxPoolBackward, maxPoolForward, type PoolGeometry } from "../../kernels/pool.ts";
-import { Rng } from "../../graph/prng.ts";
+import { Rng } from "../../io/prng.ts";
 
 /** Options of {@linkcode benchLayers}. */
 export interface LayerBenchOptions {

@@ -1,0 +1,339 @@
+/**
+ * Training: every coarse-to-fine stage of a run configuration, one after another, into a run
+ * folder (config, checkpoints, a JSONL metrics log, the training-curve plot). A run resumed from
+ * its last checkpoint continues exactly: the same batches, augmentation and solver state.
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { type Gpu, openGpu } from "../kernels/device.ts";
+import { Net } from "../graph/net.ts";
+import {
+  findLatestCheckpoint,
+  formatLoadReport,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "../graph/checkpoint.ts";
+import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
+import { learningRate } from "../graph/solver.ts";
+import { createPipeline } from "../stages/pipeline.ts";
+import { sampleIds } from "../stages/sources.ts";
+import { formatDuration, ProgressBar } from "../io/progress.ts";
+import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
+import { makeSolver, pipelineLegacy, type RunConfig, stageBounds, stageNetConfig } from "./config.ts";
+import { setBatch } from "./batch.ts";
+import { writeCurve } from "./curve.ts";
+import { CHECKPOINT_DIR } from "./run_dir.ts";
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** Run folder (created). */
+  runDir: string;
+  /** Continue from the latest checkpoint in runDir. */
+  resume?: boolean;
+  /** Start the first stage from these weights (copied by name; the rest re-initialised). */
+  from?: string;
+  /** Device (default: open one). */
+  gpu?: Gpu;
+  /** Log lines (default: stderr through the progress bar). */
+  log?: (line: string) => void;
+  /** Show the progress bar (default true). */
+  progress?: boolean;
+  /** Time budget in seconds, overriding the config's: stop with a checkpoint once it is spent. */
+  maxSeconds?: number;
+}
+
+/** What a finished (or interrupted) training returns. */
+export interface TrainResult {
+  iter: number;
+  interrupted: boolean;
+  /** The run's time budget ran out before the schedule's end (a normal finish; --resume continues). */
+  budgetReached: boolean;
+  checkpoint: string | null;
+  /** Last scalars read, by name (mean over the last display window). */
+  last: Record<string, number>;
+  /** Last held-out evaluation, by metric. */
+  lastEval: Record<string, number> | null;
+}
+
+/** Trains every stage of `cfg` into `opts.runDir`. */
+export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+  const runDir = resolve(opts.runDir);
+  const ckptDir = join(runDir, CHECKPOINT_DIR);
+  await Deno.mkdir(ckptDir, { recursive: true });
+  const configPath = join(runDir, "config.json");
+  await Deno.writeTextFile(configPath, JSON.stringify(cfg, null, 2) + "\n");
+  const metricsPath = join(runDir, "metrics.jsonl");
+  await checkDatasetRoot(cfg.data);
+  const gpu = opts.gpu ?? await openGpu();
+  const bounds = stageBounds(cfg.schedule);
+  const totalIters = bounds[bounds.length - 1].end;
+
+  // Where to start: the latest checkpoint of this run, if resuming.
+  let startIter = 0;
+  let resumePrefix: string | null = null;
+  if (opts.resume) {
+    const found = await findLatestCheckpoint(ckptDir);
+    if (found) {
+      startIter = found.iter;
+      resumePrefix = found.prefix;
+    }
+  }
+  const history = opts.resume ? await readHistory(metricsPath, startIter) : [];
+  if (!opts.resume) await Deno.writeTextFile(metricsPath, "");
+  else {await Deno.writeTextFile(
+      metricsPath,
+      history.map((h) => JSON.stringify(h)).join("\n") + (history.length ? "\n" : ""),
+    );}
+
+  let interrupted = false;
+  let budgetReached = false;
+  const onSigint = () => {
+    if (interrupted) Deno.exit(130);
+    interrupted = true;
+  };
+  try {
+    Deno.addSignalListener("SIGINT", onSigint);
+  } catch { /* signals unavailable (e.g. in some test runners) */ }
+  const t0 = performance.now();
+  const bar = opts.progress === false ? null : new ProgressBar({
+    label: "train",
+    total: totalIters,
+    unit: "it/s",
+    budgetSec: opts.maxSeconds ?? cfg.timeBudgetSec,
+  });
+  const log = opts.log ?? ((l: string) => bar ? bar.log(l) : console.error(l));
+  let last: Record<string, number> = {};
+  let lastEval: Record<string, number> | null = null;
+  let lastCheckpoint: string | null = resumePrefix;
+  const evalIds = cfg.evalEvery > 0 ? await heldOutIds(cfg) : [];
+
+  try {
+    for (let k = 0; k < cfg.schedule.length; k++) {
+      const stage = cfg.schedule[k];
+      const { start, end } = bounds[k];
+      if (startIter >= end) continue; // finished before the resume point
+      // Training batches are augmented: their monitors compare with the augmented GT (aug3d).
+      const netCfg = stageNetConfig(cfg, stage.d2, { monitorGt: "aug3d" });
+      const solver = makeSolver(cfg.solver);
+      const net = await Net.build(gpu, {
+        name: `${cfg.preset}-d${stage.d2}`,
+        inputs: poseNetInputs(netCfg),
+        layers: poseNetLayers(netCfg),
+      }, { solver, seed: cfg.seed });
+      try {
+        log(
+          `stage ${k + 1}/${cfg.schedule.length}: d2 = ${stage.d2}, iterations ${start}..${end}, ` +
+            `${(net.paramCount() / 1e6).toFixed(3)} M parameters, ${
+              (net.gpuBytes / 2 ** 20).toFixed(1)
+            } MiB on the GPU, ` +
+            `${net.dispatchCount()} dispatches per step`,
+        );
+        // Initial weights: the resume point inside this stage, else the previous stage's last
+        // checkpoint (also when a resume lands exactly on a stage boundary), else --from.
+        net.iter = start;
+        if (resumePrefix && startIter > start) {
+          const r = await loadCheckpoint(net, resumePrefix, { strict: true, log });
+          log(`resumed from ${resumePrefix} at iteration ${r.iter}`);
+        } else if (lastCheckpoint && k > 0) {
+          const r = await loadCheckpoint(net, lastCheckpoint, { strict: false, log: () => {} });
+          net.iter = start;
+          log(`stage hand-off from ${lastCheckpoint}:\n${formatLoadReport(r)}`);
+        } else if (opts.from && k === 0) {
+          const r = await loadCheckpoint(net, opts.from, {
+            strict: false,
+            solverState: false,
+            log: () => {},
+          });
+          net.iter = start;
+          log(`initialised from ${opts.from}:\n${formatLoadReport(r)}`);
+        }
+        const done = net.iter - start;
+        const pipe = createPipeline(cfg.data, {
+          source: { kind: "random", split: "train" },
+          batchSize: cfg.batch,
+          inputSize: cfg.model.inputSize,
+          augment: { flipProb: cfg.flipProb, maxRotateDeg: cfg.maxRotateDeg, scaleRange: cfg.scaleRange },
+          workers: cfg.workers,
+          seed: cfg.seed * 1009 + k,
+          skipSamples: done * cfg.batch,
+          skipBad: cfg.skipBad,
+          log,
+          channelOrder: cfg.channelOrder,
+          legacy: pipelineLegacy(cfg),
+        });
+        bar?.update(net.iter);
+        bar?.resetRate();
+        let inflight: Promise<void> | null = null;
+        let windowStart = performance.now();
+        let windowIter = net.iter;
+        const save = async (why: string) => {
+          await net.sync();
+          const saved = await saveCheckpoint(net, ckptDir + "/", {
+            meta: { stage: k, d2: stage.d2, reason: why },
+          });
+          lastCheckpoint = saved.prefix;
+          return saved.prefix;
+        };
+        const recordEval = async (it: number) => {
+          lastEval = await heldOutEval(net, cfg, evalIds);
+          const row = {
+            type: "eval",
+            iter: it,
+            stage: k,
+            d2: stage.d2,
+            samples: evalIds.length,
+            ...lastEval,
+          };
+          history.push(row);
+          await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+          log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
+        };
+        try {
+          for await (const batch of pipe) {
+            if (net.iter >= end) break;
+            setBatch(net, batch);
+            net.step();
+            // Keep at most two steps queued so the CPU never runs far ahead of the GPU.
+            const prev: Promise<void> | null = inflight;
+            inflight = gpu.device.queue.onSubmittedWorkDone();
+            if (prev) await prev;
+            const it = net.iter;
+            if (it % cfg.display === 0 || it === end) {
+              const s = await net.readScalars();
+              const now = performance.now();
+              const ips = (it - windowIter) / ((now - windowStart) / 1000);
+              windowStart = now;
+              windowIter = it;
+              last = flatten(s);
+              const row = {
+                type: "train",
+                iter: it,
+                stage: k,
+                d2: stage.d2,
+                lr: learningRate(cfg.solver.baseLr, cfg.solver.policy, it - 1),
+                samplesPerSec: ips * cfg.batch,
+                elapsedSec: (now - t0) / 1000,
+                ...last,
+              };
+              history.push(row);
+              await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+              bar?.update(it, statusLine(last, row.lr, cfg.batch * ips));
+            } else bar?.update(it);
+            if (cfg.evalEvery > 0 && (it % cfg.evalEvery === 0 || it === end)) {
+              await recordEval(it);
+              windowStart = performance.now();
+            }
+            if (it % cfg.display === 0 || it === end) {
+              await writeCurve(join(runDir, "curve.svg"), history, cfg);
+            }
+            if (it % cfg.snapshot === 0 && it !== end) await save("snapshot");
+            const budget = opts.maxSeconds ?? cfg.timeBudgetSec;
+            if (budget !== undefined && (performance.now() - t0) / 1000 > budget) budgetReached = true;
+            if (interrupted || budgetReached) {
+              if (!interrupted && cfg.evalEvery > 0 && it % cfg.evalEvery !== 0) {
+                await recordEval(it);
+                await writeCurve(join(runDir, "curve.svg"), history, cfg);
+              }
+              const p = await save(interrupted ? "interrupt" : "time budget");
+              const why = interrupted ? "interrupted" : `time budget of ${budget} s reached`;
+              log(`${why} at iteration ${it}; checkpoint ${p}; --resume continues the schedule`);
+              break;
+            }
+          }
+        } finally {
+          await pipe.close();
+          const bad = pipe.stats().badSamples;
+          if (bad > 0) log(`skipped ${bad} bad sample(s) in stage d2 = ${stage.d2} (--skip-bad)`);
+        }
+        if (interrupted || budgetReached) {
+          return { iter: net.iter, interrupted, budgetReached, checkpoint: lastCheckpoint, last, lastEval };
+        }
+        const p = await save("stage end");
+        log(`stage d2 = ${stage.d2} done at iteration ${net.iter}; checkpoint ${p}`);
+        startIter = net.iter;
+        resumePrefix = p;
+      } finally {
+        net.destroy();
+      }
+    }
+  } finally {
+    try {
+      Deno.removeSignalListener("SIGINT", onSigint);
+    } catch { /* not registered */ }
+  }
+  bar?.finish(`done in ${formatDuration((performance.now() - t0) / 1000)}`);
+  return {
+    iter: totalIters,
+    interrupted: false,
+    budgetReached: false,
+    checkpoint: lastCheckpoint,
+    last,
+    lastEval,
+  };
+}
+
+function flatten(s: Record<string, Float32Array>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s)) if (v.length === 1) out[k] = v[0];
+  return out;
+}
+
+function statusLine(s: Record<string, number>, lr: number, sps: number): string {
+  const parts = [`lr ${lr.toExponential(1)}`, `${sps.toFixed(1)} samples/s`];
+  const show: [string, string, number][] = [
+    ["loss_2dhm", "2d", 4],
+    ["loss_3dhm", "3d", 4],
+    ["loss_int_2d", "int2d", 4],
+    ["loss_int_depth", "intz", 4],
+    ["mpjpe_rel_int", "rel-int mm", 1],
+  ];
+  for (const [k, label, d] of show) if (s[k] !== undefined) parts.push(`${label} ${s[k].toFixed(d)}`);
+  return parts.join(" ");
+}
+
+function evalSummary(e: Record<string, number>): string {
+  const f = (k: string) => (e[k] !== undefined ? e[k].toFixed(1) : "-");
+  return `MPJPE mm: root-relative ${f("mpjpe_rel_int")} (integral) / ${f("mpjpe_rel_max")} (argmax), ` +
+    `PA ${f("pa_mpjpe_int")} / ${f("pa_mpjpe_max")}, seed-style ${f("mpjpe_int")} / ${f("mpjpe_max")}`;
+}
+
+/**
+ * The held-out samples of the periodic evaluation: the first `evalSamples` of the random test
+ * subset `deno task eval` draws with the run's seed.
+ */
+async function heldOutIds(cfg: RunConfig): Promise<number[]> {
+  return sampleIds((await datasetSplits(cfg.data)).test, { count: cfg.evalSamples, seed: cfg.seed });
+}
+
+/** Runs the net's inference program over the held-out ids; returns the mean of every scalar. */
+async function heldOutEval(net: Net, cfg: RunConfig, ids: number[]): Promise<Record<string, number>> {
+  await net.readScalars(); // the training window was read just before; start clean
+  const pipe = createPipeline(cfg.data, {
+    source: ids,
+    batchSize: cfg.batch,
+    inputSize: cfg.model.inputSize,
+    augment: false,
+    workers: cfg.workers,
+    keepLast: false,
+    channelOrder: cfg.channelOrder,
+    legacy: pipelineLegacy(cfg),
+  });
+  try {
+    for await (const b of pipe) {
+      setBatch(net, b);
+      net.forward();
+    }
+  } finally {
+    await pipe.close();
+  }
+  return flatten(await net.readScalars());
+}
+
+async function readHistory(path: string, upTo: number): Promise<Record<string, number | string>[]> {
+  try {
+    return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+      .filter((r) => r.iter <= upTo);
+  } catch {
+    return [];
+  }
+}
