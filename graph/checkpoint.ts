@@ -1,6 +1,8 @@
 /**
  * Checkpoints: saving and restoring a net's parameters and its solver state, including the
- * coarse-to-fine stage hand-off (SEED_SPEC §6 and §8.20).
+ * coarse-to-fine stage hand-off, where the next stage copies weights by name and re-initialises the
+ * volumetric head whose shape changed, with fresh solver history for it (Caffe leaves resuming a
+ * solver state across such a change undefined; SEED_SPEC §6, §8.20).
  *
  * A checkpoint with prefix P is two safetensors files:
  * - `P.safetensors`: every parameter entry (learnable or not, so batch-norm running statistics

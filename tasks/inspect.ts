@@ -41,7 +41,8 @@ Options:
   --augment          apply a random training augmentation (default: test mode, none)
   --seed S           seed of that augmentation (the pipeline's draw for stream position 0)  [0]
   --input-size S     network input side                                            [256]
-  --legacy           reproduce the seed's quirks (SEED_SPEC §8.3, §8.4, §8.17)
+  --legacy           the seed's quirks: its half-pixel crop geometry, a flip that keeps the
+                     depths unswapped, back-projection treating the 256 crop as the bbx
   --rgb              R,G,B plane order instead of the seed's B,G,R
   --json             print JSON instead of a table
   --out FILE.png     write the input crop with joints and bones drawn
