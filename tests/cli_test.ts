@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { helpOptionNames, type OptionTable, parseCommandLine, UsageError } from "../io/cli.ts";
 import { generateDataset } from "../io/synth_dataset.ts";
 import { runConfig } from "../run/config.ts";
+import { tinyRunConfig } from "./tiny_run.ts";
 import { train } from "../run/train.ts";
 import { sharedGpu } from "../kernels/device.ts";
 import * as trainTask from "../tasks/train.ts";
@@ -113,17 +114,7 @@ Deno.test("cli train: --resume DIR continues that run, not the newest; options t
     const data = join(dir, "data");
     await generateDataset(data, { train: 8, test: 4, seed: 6, workers: 0 });
     const quiet = { gpu: await sharedGpu(), progress: false, log: () => {} };
-    const base = runConfig("tiny", {
-      data,
-      model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
-      schedule: [2],
-      iters: 2,
-      batch: 2,
-      display: 1,
-      snapshot: 100,
-      evalEvery: 0,
-      workers: 0,
-    });
+    const base = tinyRunConfig(data, { schedule: [2], iters: 2 });
     // Run b stops at iteration 2 of the 3 its config asks for; run a is newer and finished.
     const b = join(dir, "runs", "b"), a = join(dir, "runs", "a");
     await train(base, { runDir: b, ...quiet });

@@ -13,6 +13,7 @@ import { actionOf, readIdList, readRangeTable } from "../io/index_ranges.ts";
 import { ACTIONS, FLIP_PERMUTATION, JOINT_LABELS, NUM_JOINTS } from "../io/joints.ts";
 import type { EvalReport } from "../io/report.ts";
 import { runConfig } from "../run/config.ts";
+import { tinyRunConfig } from "./tiny_run.ts";
 import { train } from "../run/train.ts";
 import { evaluate } from "../run/evaluate.ts";
 import { averageFlipped, mirrorImages } from "../run/eval_scorer.ts";
@@ -22,18 +23,7 @@ const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 async function tinyRun(dir: string): Promise<{ runDir: string; data: string }> {
   const data = join(dir, "data");
   await generateDataset(data, { train: 24, test: 12, seed: 5, workers: 0 });
-  const cfg = runConfig("tiny", {
-    data,
-    model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
-    schedule: [2],
-    iters: 3,
-    batch: 2,
-    display: 1,
-    snapshot: 100,
-    evalEvery: 0,
-    workers: 0,
-    seed: 2,
-  });
+  const cfg = tinyRunConfig(data, { schedule: [2], iters: 3, seed: 2 });
   const runDir = join(dir, "run");
   await train(cfg, { runDir, gpu: await sharedGpu(), progress: false, log: () => {} });
   return { runDir, data };

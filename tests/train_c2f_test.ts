@@ -13,23 +13,13 @@ import { loadCheckpoint } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { makeSolver, parseRunConfig, type RunConfig, runConfig, stageNetConfig } from "../run/config.ts";
 import { readSafetensors } from "../graph/safetensors.ts";
+import { tinyRunConfig } from "./tiny_run.ts";
 import { fill } from "../graph/fillers.ts";
 
 async function tinyRun(dir: string): Promise<RunConfig> {
   const data = join(dir, "data");
   await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
-  return runConfig("tiny", {
-    data,
-    model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
-    schedule: [2, 4],
-    iters: [3, 2],
-    batch: 2,
-    display: 1,
-    snapshot: 100,
-    evalEvery: 0,
-    workers: 0,
-    seed: 3,
-  });
+  return tinyRunConfig(data, { schedule: [2, 4], iters: [3, 2], seed: 3 });
 }
 
 Deno.test("coarse-to-fine: two stages hand weights on, re-initialise the head, carry the iteration", async () => {
@@ -196,17 +186,11 @@ Deno.test("train: a seeded run ends with the recorded parameters, bit for bit", 
     const gpu = await sharedGpu();
     const data = join(dir, "data");
     await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
-    const cfg = runConfig("tiny", {
-      data,
-      model: { inputSize: 32, features: 8, stem: [8, 8], link: 8 },
+    const cfg = tinyRunConfig(data, {
       schedule: [2, 4],
       iters: [3, 2],
-      batch: 2,
-      display: 1,
-      snapshot: 100,
       evalEvery: 2,
       evalSamples: 4,
-      workers: 0,
       seed: 3,
     });
     const digests: string[] = [];
