@@ -10,10 +10,25 @@ import { parseArgs } from "node:util";
 export interface OptionSpec {
   type: "string" | "boolean";
   short?: string;
+  /** A value option whose value may be left out: `--name` alone reads as the empty string. */
+  optionalValue?: boolean;
 }
 
 /** A task's option table, by long name. */
 export type OptionTable = Record<string, OptionSpec>;
+
+/**
+ * An option table from the names of its options that take a value and of its flags, each a
+ * whitespace-separated list; `help` (with `-h`) is always there.
+ */
+export function optionTable(o: { values?: string; flags?: string; optional?: string }): OptionTable {
+  const table: OptionTable = { help: { type: "boolean", short: "h" } };
+  const names = (list = "") => list.split(/\s+/).filter(Boolean);
+  for (const name of names(o.values)) table[name] = { type: "string" };
+  for (const name of names(o.flags)) table[name] = { type: "boolean" };
+  for (const name of names(o.optional)) table[name] = { type: "string", optionalValue: true };
+  return table;
+}
 
 /** A command line the task cannot take; the task prints it with a pointer to --help and exits 2. */
 export class UsageError extends Error {
@@ -31,9 +46,22 @@ export type Values = Record<string, string | boolean | undefined>;
  * UsageError that names them.
  */
 export function parseCommandLine(task: string, args: readonly string[], options: OptionTable): Values {
+  // An option with an optional value takes the next word unless it is another option.
+  const spelled: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : "";
+    if (!options[name]?.optionalValue) spelled.push(args[i]);
+    else if (i + 1 < args.length && !args[i + 1].startsWith("-")) spelled.push(`--${name}=${args[++i]}`);
+    else spelled.push(`--${name}=`);
+  }
+  const table = Object.fromEntries(
+    Object.entries(options).map((
+      [k, o],
+    ) => [k, o.short ? { type: o.type, short: o.short } : { type: o.type }]),
+  );
   let parsed;
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: spelled, options: table, strict: true, allowPositionals: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ""));
   }
@@ -113,6 +141,17 @@ function intValue(s: string, name: string, min: number): number {
     throw new UsageError(`--${name}: expected an integer >= ${min}, got "${s}"`);
   }
   return x;
+}
+
+/** Two positive numbers LO,HI with LO <= HI, or undefined when absent. */
+export function positiveRange(v: Values, name: string, example: string): [number, number] | undefined {
+  const s = str(v, name);
+  if (s === undefined) return undefined;
+  const p = s.split(",").map((x) => Number(x.trim()));
+  if (p.length !== 2 || !p.every((x) => Number.isFinite(x) && x > 0) || p[0] > p[1]) {
+    throw new UsageError(`--${name}: expected LO,HI with 0 < LO <= HI (e.g. ${example}), got "${s}"`);
+  }
+  return [p[0], p[1]];
 }
 
 /** A comma list of integers >= min, or undefined when absent. */

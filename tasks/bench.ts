@@ -11,7 +11,7 @@ import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { modelConfig } from "../run/presets.ts";
 import { RMSProp } from "../graph/solver.ts";
 import { runConfig, stageNetConfig } from "../run/config.ts";
-import { type OptionTable, parseCommandLine, runTask, str } from "../io/cli.ts";
+import { type OptionTable, optionTable, parseCommandLine, runTask, str } from "../io/cli.ts";
 import { setBatch } from "../run/batch.ts";
 import { benchConv, benchGemm } from "../run/bench/conv.ts";
 import { benchLayers } from "../run/bench/layers.ts";
@@ -24,15 +24,10 @@ const SECTIONS = ["conv", "layers", "volumetric", "pipeline", "train", "memory"]
 type Section = typeof SECTIONS[number];
 
 /** Options of `deno task bench`. */
-export const OPTIONS: OptionTable = {
-  help: { type: "boolean", short: "h" },
-  only: { type: "string" },
-  quick: { type: "boolean" },
-  data: { type: "string" },
-  out: { type: "string" },
-  presets: { type: "string" },
-  profile: { type: "boolean" },
-};
+export const OPTIONS: OptionTable = optionTable({
+  values: "only data out presets",
+  flags: "quick profile",
+});
 
 /** The text of `deno task bench --help`. */
 export const HELP = `volpose bench: speed and memory figures as JSON on stdout

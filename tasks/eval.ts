@@ -8,6 +8,7 @@ import {
   int,
   nameList,
   type OptionTable,
+  optionTable,
   parseCommandLine,
   runTask,
   str,
@@ -19,28 +20,13 @@ import { DEFAULT_EVAL_SUBSET, evaluate } from "../run/evaluate.ts";
 import { exists } from "../run/run_dir.ts";
 
 /** Options of `deno task eval`. */
-export const OPTIONS: OptionTable = {
-  help: { type: "boolean", short: "h" },
-  run: { type: "string" },
-  checkpoint: { type: "string" },
-  data: { type: "string" },
-  out: { type: "string" },
-  samples: { type: "string" },
-  seed: { type: "string" },
-  full: { type: "boolean" },
-  protocol: { type: "string" },
-  batch: { type: "string" },
-  stats: { type: "string" },
-  flip: { type: "boolean" },
-  legacy: { type: "string" },
-  vis: { type: "string" },
-  "vis-decoder": { type: "string" },
-  dump: { type: "string" },
-  "baseline-samples": { type: "string" },
-  json: { type: "boolean" },
-  workers: { type: "string" },
-  quiet: { type: "boolean" },
-};
+export const OPTIONS: OptionTable = optionTable({
+  values: `
+    run checkpoint data out samples seed protocol batch stats legacy vis vis-decoder dump
+    baseline-samples workers
+  `,
+  flags: "full flip json quiet",
+});
 
 const LEGACY_NAMES = Object.keys(LEGACY_SWITCHES) as LegacyName[];
 

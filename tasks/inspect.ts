@@ -4,7 +4,7 @@
  * @module
  */
 
-import { int, type OptionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
+import { int, type OptionTable, optionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
 import { drawSkeleton, normToPixels, upscale } from "../io/draw.ts";
 import { DataError } from "../io/errors.ts";
 import { encodePng } from "../io/images.ts";
@@ -15,18 +15,10 @@ import { type ProcessedSample, processSample } from "../stages/sample.ts";
 import { planarToRgb } from "../stages/warp.ts";
 
 /** Options of `deno task inspect`. */
-export const OPTIONS: OptionTable = {
-  data: { type: "string" },
-  id: { type: "string" },
-  augment: { type: "boolean" },
-  seed: { type: "string" },
-  "input-size": { type: "string" },
-  legacy: { type: "boolean" },
-  rgb: { type: "boolean" },
-  json: { type: "boolean" },
-  out: { type: "string" },
-  help: { type: "boolean", short: "h" },
-};
+export const OPTIONS: OptionTable = optionTable({
+  values: "data id seed input-size out",
+  flags: "augment legacy rgb json",
+});
 
 /** The text of `deno task inspect --help`. */
 export const HELP = `Usage: deno task inspect --data DIR --id N [options]

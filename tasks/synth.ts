@@ -6,20 +6,14 @@
  * @module
  */
 
-import { int, type OptionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
+import { int, type OptionTable, optionTable, parseCommandLine, runTask, str, UsageError } from "../io/cli.ts";
 import { generateDataset, stderrProgressBar } from "../io/synth_dataset.ts";
 
 /** Options of `deno task synth`. */
-export const OPTIONS: OptionTable = {
-  out: { type: "string" },
-  train: { type: "string" },
-  test: { type: "string" },
-  seed: { type: "string" },
-  workers: { type: "string" },
-  name: { type: "string" },
-  force: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-};
+export const OPTIONS: OptionTable = optionTable({
+  values: "out train test seed workers name",
+  flags: "force",
+});
 
 /** The text of `deno task synth --help`. */
 export const HELP = `usage: deno task synth --out DIR [options]

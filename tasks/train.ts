@@ -17,7 +17,9 @@ import {
   nameList,
   num,
   type OptionTable,
+  optionTable,
   parseCommandLine,
+  positiveRange,
   runTask,
   str,
   UsageError,
@@ -35,58 +37,16 @@ import { openRun, RUNS_ROOT } from "../run/run_dir.ts";
 import { train } from "../run/train.ts";
 
 /** Options of `deno task train`. */
-export const OPTIONS: OptionTable = {
-  help: { type: "boolean", short: "h" },
-  data: { type: "string" },
-  run: { type: "string" },
-  resume: { type: "string" },
-  from: { type: "string" },
-  "time-budget": { type: "string" },
-  preset: { type: "string" },
-  input: { type: "string" },
-  features: { type: "string" },
-  stem: { type: "string" },
-  stacks: { type: "string" },
-  link: { type: "string" },
-  norm: { type: "string" },
-  groups: { type: "string" },
-  modules: { type: "string" },
-  d1: { type: "string" },
-  d2: { type: "string" },
-  schedule: { type: "string" },
-  iters: { type: "string" },
-  batch: { type: "string" },
-  solver: { type: "string" },
-  lr: { type: "string" },
-  momentum: { type: "string" },
-  "weight-decay": { type: "string" },
-  "lr-policy": { type: "string" },
-  gamma: { type: "string" },
-  stepsize: { type: "string" },
-  stepvalues: { type: "string" },
-  power: { type: "string" },
-  seed: { type: "string" },
-  "flip-prob": { type: "string" },
-  rotate: { type: "string" },
-  scale: { type: "string" },
-  "loss-2d": { type: "string" },
-  "loss-3d": { type: "string" },
-  "loss-int": { type: "string" },
-  "int-norm": { type: "string" },
-  "loss-smoothl1": { type: "string" },
-  "loss-js": { type: "string" },
-  "softmax-scale": { type: "string" },
-  legacy: { type: "string" },
-  bgr: { type: "boolean" },
-  rgb: { type: "boolean" },
-  display: { type: "string" },
-  snapshot: { type: "string" },
-  "eval-every": { type: "string" },
-  "eval-samples": { type: "string" },
-  workers: { type: "string" },
-  "skip-bad": { type: "boolean" },
-  quiet: { type: "boolean" },
-};
+export const OPTIONS: OptionTable = optionTable({
+  values: `
+    data run from time-budget preset input features stem stacks link norm groups modules d1
+    d2 schedule iters batch solver lr momentum weight-decay lr-policy gamma stepsize stepvalues
+    power seed flip-prob rotate scale loss-2d loss-3d loss-int int-norm loss-smoothl1 loss-js
+    softmax-scale legacy display snapshot eval-every eval-samples workers
+  `,
+  flags: "bgr rgb skip-bad quiet",
+  optional: "resume",
+});
 
 /** Options a resumed run takes: they change how it runs now, not what it computes. */
 const RESUME_OPTIONS = ["resume", "run", "time-budget", "workers", "quiet"];
@@ -146,27 +106,6 @@ Logging
   --skip-bad            skip and count samples with bad files instead of stopping
   -h, --help
 `;
-
-/** `--resume` takes an optional folder: `--resume DIR` becomes `--resume=DIR`, a bare one `--resume=`. */
-function resumeValue(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] !== "--resume") out.push(args[i]);
-    else if (i + 1 < args.length && !args[i + 1].startsWith("-")) out.push(`--resume=${args[++i]}`);
-    else out.push("--resume=");
-  }
-  return out;
-}
-
-function scaleRange(v: Values): [number, number] | undefined {
-  const s = str(v, "scale");
-  if (s === undefined) return undefined;
-  const p = s.split(",").map((x) => Number(x.trim()));
-  if (p.length !== 2 || !p.every((x) => Number.isFinite(x) && x > 0) || p[0] > p[1]) {
-    throw new UsageError(`--scale: expected LO,HI with 0 < LO <= HI (e.g. 0.7,1.3), got "${s}"`);
-  }
-  return [p[0], p[1]];
-}
 
 function policy(v: Values): PolicyChoice | undefined {
   const type = choice(v, "lr-policy", ["fixed", "step", "multistep", "poly"] as const);
@@ -240,14 +179,14 @@ export function overridesFromArgs(v: Values, data: string): { preset: string; ov
     augment: {
       flipProb: inRange(v, "flip-prob", 0, 1, "a probability"),
       maxRotateDeg: inRange(v, "rotate", 0, 180, "degrees"),
-      scaleRange: scaleRange(v),
+      scaleRange: positiveRange(v, "scale", "0.7,1.3"),
     },
   };
   return { preset: str(v, "preset") ?? "tiny", overrides };
 }
 
 async function main(): Promise<number> {
-  const v = parseCommandLine("train", resumeValue(Deno.args), OPTIONS);
+  const v = parseCommandLine("train", Deno.args, OPTIONS);
   if (v.help) {
     console.log(HELP);
     return 0;

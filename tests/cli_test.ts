@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { helpOptionNames, type OptionTable, parseCommandLine, UsageError } from "../io/cli.ts";
+import { helpOptionNames, type OptionTable, optionTable, parseCommandLine, UsageError } from "../io/cli.ts";
 import { generateDataset } from "../io/synth_dataset.ts";
 import { runConfig } from "../run/config.ts";
 import { tinyRunConfig } from "./tiny_run.ts";
@@ -70,6 +70,11 @@ Deno.test("cli: unknown options and stray words are usage errors that name them"
     () => parseCommandLine("t", ["--nope"], opts),
     (e) => e instanceof UsageError && /nope/.test(e.message),
   );
+  // An option whose value may be left out takes the next word unless it is another option.
+  const withResume = optionTable({ values: "run", optional: "resume" });
+  assert.deepEqual(parseCommandLine("t", ["--resume", "runs/b"], withResume), { resume: "runs/b" });
+  assert.deepEqual(parseCommandLine("t", ["--resume", "--run", "x"], withResume), { resume: "", run: "x" });
+  assert.deepEqual(parseCommandLine("t", ["--resume"], withResume), { resume: "" });
 });
 
 for (const name of Object.keys(TASKS)) {
