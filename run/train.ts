@@ -15,7 +15,7 @@ import {
 } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { learningRate } from "../graph/solver.ts";
-import { createPipeline } from "../stages/pipeline.ts";
+import { createPipeline, type Pipeline } from "../stages/pipeline.ts";
 import { sampleIds } from "../stages/sources.ts";
 import { formatDuration, ProgressBar } from "../io/progress.ts";
 import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
@@ -62,7 +62,6 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
   await Deno.mkdir(ckptDir, { recursive: true });
   const configPath = join(runDir, "config.json");
   await Deno.writeTextFile(configPath, JSON.stringify(cfg, null, 2) + "\n");
-  const metricsPath = join(runDir, "metrics.jsonl");
   await checkDatasetRoot(cfg.data);
   const gpu = opts.gpu ?? await openGpu();
   const bounds = stageBounds(cfg.schedule);
@@ -78,12 +77,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
       resumePrefix = found.prefix;
     }
   }
-  const history = opts.resume ? await readHistory(metricsPath, startIter) : [];
-  if (!opts.resume) await Deno.writeTextFile(metricsPath, "");
-  else {await Deno.writeTextFile(
-      metricsPath,
-      history.map((h) => JSON.stringify(h)).join("\n") + (history.length ? "\n" : ""),
-    );}
+  const metrics = await MetricsLog.open(join(runDir, "metrics.jsonl"), opts.resume ? startIter : null);
+  const history = metrics.rows;
 
   let interrupted = false;
   let budgetReached = false;
@@ -112,21 +107,14 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
       const stage = cfg.schedule[k];
       const { start, end } = bounds[k];
       if (startIter >= end) continue; // finished before the resume point
-      // Training batches are augmented: their monitors compare with the augmented GT (aug3d).
-      const netCfg = stageNetConfig(cfg, stage.d2, { monitorGt: "aug3d" });
-      const solver = makeSolver(cfg.solver);
-      const net = await Net.build(gpu, {
-        name: `${cfg.preset}-d${stage.d2}`,
-        inputs: poseNetInputs(netCfg),
-        layers: poseNetLayers(netCfg),
-      }, { solver, seed: cfg.seed });
+      const net = await buildStageNet(gpu, cfg, stage.d2);
       try {
         log(
           `stage ${k + 1}/${cfg.schedule.length}: d2 = ${stage.d2}, iterations ${start}..${end}, ` +
             `${(net.paramCount() / 1e6).toFixed(3)} M parameters, ${
               (net.gpuBytes / 2 ** 20).toFixed(1)
-            } MiB on the GPU, ` +
-            `${net.dispatchCount()} dispatches per step`,
+            } MiB on ` +
+            `the GPU, ${net.dispatchCount()} dispatches per step`,
         );
         // Initial weights: the resume point inside this stage, else the previous stage's last
         // checkpoint (also when a resume lands exactly on a stage boundary), else --from.
@@ -147,20 +135,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           net.iter = start;
           log(`initialised from ${opts.from}:\n${formatLoadReport(r)}`);
         }
-        const done = net.iter - start;
-        const pipe = createPipeline(cfg.data, {
-          source: { kind: "random", split: "train" },
-          batchSize: cfg.batch,
-          inputSize: cfg.model.inputSize,
-          augment: { flipProb: cfg.flipProb, maxRotateDeg: cfg.maxRotateDeg, scaleRange: cfg.scaleRange },
-          workers: cfg.workers,
-          seed: cfg.seed * 1009 + k,
-          skipSamples: done * cfg.batch,
-          skipBad: cfg.skipBad,
-          log,
-          channelOrder: cfg.channelOrder,
-          legacy: pipelineLegacy(cfg),
-        });
+        const pipe = trainingBatches(cfg, k, { skipBatches: net.iter - start, log });
         bar?.update(net.iter);
         bar?.resetRate();
         let inflight: Promise<void> | null = null;
@@ -184,8 +159,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
             samples: evalIds.length,
             ...lastEval,
           };
-          history.push(row);
-          await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+          await metrics.append(row);
           log(`iter ${it}: held-out ${evalSummary(lastEval)}`);
         };
         try {
@@ -215,8 +189,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
                 elapsedSec: (now - t0) / 1000,
                 ...last,
               };
-              history.push(row);
-              await Deno.writeTextFile(metricsPath, JSON.stringify(row) + "\n", { append: true });
+              await metrics.append(row);
               bar?.update(it, statusLine(last, row.lr, cfg.batch * ips));
             } else bar?.update(it);
             if (cfg.evalEvery > 0 && (it % cfg.evalEvery === 0 || it === end)) {
@@ -329,11 +302,72 @@ async function heldOutEval(net: Net, cfg: RunConfig, ids: number[]): Promise<Rec
   return flatten(await net.readScalars());
 }
 
-async function readHistory(path: string, upTo: number): Promise<Record<string, number | string>[]> {
-  try {
-    return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
-      .filter((r) => r.iter <= upTo);
-  } catch {
-    return [];
+/** One row of metrics.jsonl: a training window's scalars or a held-out evaluation. */
+type MetricsRow = Record<string, number | string>;
+
+/** metrics.jsonl: every row this run has written, appended as training goes. */
+class MetricsLog {
+  readonly rows: MetricsRow[];
+  readonly #path: string;
+
+  private constructor(path: string, rows: MetricsRow[]) {
+    this.#path = path;
+    this.rows = rows;
   }
+
+  /**
+   * Opens the log of a new run (emptied), or of a run resumed at `resumeIter`: its rows up to that
+   * iteration are kept and the later ones (written after the checkpoint) dropped.
+   */
+  static async open(path: string, resumeIter: number | null): Promise<MetricsLog> {
+    let rows: MetricsRow[] = [];
+    if (resumeIter !== null) {
+      try {
+        rows = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+          .filter((r) => r.iter <= resumeIter);
+      } catch { /* no log yet */ }
+    }
+    await Deno.writeTextFile(path, rows.map((r) => JSON.stringify(r) + "\n").join(""));
+    return new MetricsLog(path, rows);
+  }
+
+  /** Adds a row, on disk too. */
+  async append(row: MetricsRow): Promise<void> {
+    this.rows.push(row);
+    await Deno.writeTextFile(this.#path, JSON.stringify(row) + "\n", { append: true });
+  }
+}
+
+/** The network of one stage, with the run's solver; training batches are augmented, so its monitors compare with aug3d. */
+async function buildStageNet(gpu: Gpu, cfg: RunConfig, d2: number): Promise<Net> {
+  const netCfg = stageNetConfig(cfg, d2, { monitorGt: "aug3d" });
+  return await Net.build(gpu, {
+    name: `${cfg.preset}-d${d2}`,
+    inputs: poseNetInputs(netCfg),
+    layers: poseNetLayers(netCfg),
+  }, { solver: makeSolver(cfg.solver), seed: cfg.seed });
+}
+
+/**
+ * The augmented training batches of stage `k`, starting after the `skipBatches` the stage has
+ * already trained (a resumed run sees exactly the batches an uninterrupted one would).
+ */
+function trainingBatches(
+  cfg: RunConfig,
+  k: number,
+  o: { skipBatches: number; log: (line: string) => void },
+): Pipeline {
+  return createPipeline(cfg.data, {
+    source: { kind: "random", split: "train" },
+    batchSize: cfg.batch,
+    inputSize: cfg.model.inputSize,
+    augment: { flipProb: cfg.flipProb, maxRotateDeg: cfg.maxRotateDeg, scaleRange: cfg.scaleRange },
+    workers: cfg.workers,
+    seed: cfg.seed * 1009 + k,
+    skipSamples: o.skipBatches * cfg.batch,
+    skipBad: cfg.skipBad,
+    log: o.log,
+    channelOrder: cfg.channelOrder,
+    legacy: pipelineLegacy(cfg),
+  });
 }
