@@ -18,7 +18,7 @@
  * invocations performs its own scalar memory access, so the cost is per load instruction, not
  * per byte; a vec4 load costs about as much as a scalar one. Workgroup tiles are therefore
  * stored as vec4 along M and N, global loads and stores use vec4 where the hooks can prove
- * alignment, and large per-thread tiles raise the FMA-to-load ratio (tasks/bench/conv.ts sweeps
+ * alignment, and large per-thread tiles raise the FMA-to-load ratio (run/bench/conv.ts sweeps
  * them). On GPUs the same layout gives 128-bit shared-memory traffic.
  * @module
  */
@@ -42,7 +42,7 @@ export interface TileConfig {
 
 /**
  * Tiles for CPU adapters (llvmpipe): large per-thread tiles, because every workgroup-memory
- * load is a per-lane scalar access there. Chosen by the sweep in tasks/bench/conv.ts: GFLOP per
+ * load is a per-lane scalar access there. Chosen by the sweep in run/bench/conv.ts: GFLOP per
  * CPU-second on a 2-core EPYC (1024^3 GEMM / 3x3 conv forward) for per-thread tiles 4x4 3.0/3.6,
  * 8x8 5.5/4.6, 8x16 8.0/6.0, 16x16 10.7/7.5; the 16x16 tile double-buffered at bk 8 measured the
  * same, and 16x32 or 32x32 spill and drop to ~4.

@@ -10,7 +10,7 @@ import { runLayer } from "../graph/ops.ts";
 import { depthWindow, type Heatmap2DKind } from "../kernels/heatmap.ts";
 import { assertClose, randomArray } from "./gradcheck.ts";
 import { renderHeatmaps2DRef, renderVolumeRef } from "./reference/heatmap.ts";
-import { benchVolumetric } from "../tasks/bench/volumetric.ts";
+import { benchVolumetric } from "../run/bench/volumetric.ts";
 
 const TOL = { atol: 1e-6, rtol: 1e-5 };
 

@@ -7,7 +7,7 @@
  * warm-up run, with the kernel repeated inside one compute pass so that a run lasts long enough
  * to swamp submit overhead on fast GPUs.
  *
- * As a script it is the kernel lab: `deno run -A tasks/bench/conv.ts --sweep` times a list of
+ * As a script it is the kernel lab: `deno run -A run/bench/conv.ts --sweep` times a list of
  * tile configurations (override with `--tiles 128x128x16/16x16,64x64x8/4x4`); `--tile T` times
  * one; `--quick` shrinks the problems. Set DENO_WEBGPU_BACKEND=gl|vulkan to compare backends.
  * @module
@@ -17,15 +17,8 @@ import { describeGpu, type Gpu, sharedGpu } from "../../kernels/device.ts";
 import { createRegion } from "../../graph/tensor.ts";
 import { Rng } from "../../graph/prng.ts";
 import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
-import {
-  type ConvGeometry,
-  convGeometry,
-  convMacs,
-  type ConvPath,
-  recordConvDgrad,
-  recordConvForward,
-  recordConvWgrad,
-} from "../../kernels/conv.ts";
+import { type ConvGeometry, convGeometry, convMacs } from "../../kernels/conv_geometry.ts";
+import { type ConvPath, recordConvDgrad, recordConvForward, recordConvWgrad } from "../../kernels/conv.ts";
 import { defaultTile, fmtTile, parseTile, recordGemm, type TileConfig } from "../../kernels/gemm.ts";
 
 /** Options of {@linkcode benchConv} and {@linkcode benchGemm}. */

@@ -4,7 +4,7 @@
  * Each figure is the median wall time of several submits, each awaited to completion, so it
  * includes one submit's overhead; per-sample figures divide by the batch.
  *
- *   deno run -A tasks/bench/volumetric.ts [--runs 9] [--batch 3] [--depth-bins 64] [--size 64]
+ *   deno run -A run/bench/volumetric.ts [--runs 9] [--batch 3] [--depth-bins 64] [--size 64]
  * @module
  */
 import { parseArgs } from "node:util";
