@@ -32,6 +32,7 @@ import {
   type Region,
 } from "../kernels/kernel.ts";
 import { download, upload } from "./tensor.ts";
+import { type KernelTime, profileDispatches } from "./profile.ts";
 
 /** A network definition: its input blobs and its layers in execution (topological) order. */
 export interface NetDef {
@@ -102,6 +103,12 @@ interface BlobInfo {
   kept: boolean; // data lives to the end of the program (readable after a pass)
 }
 
+/** A parameter declaration and the index of the layer that made it. */
+interface ParamDeclEntry {
+  layer: number;
+  decl: ParamDecl;
+}
+
 interface LayerInfo {
   layer: Layer;
   params: number[]; // indices into layout.entries
@@ -131,10 +138,10 @@ export class Net {
   readonly seed: number;
   /** Iterations completed (the solver's iteration counter). */
   iter = 0;
-  #layers: LayerInfo[];
-  #blobs: Map<string, BlobInfo>;
+  #layers: LayerInfo[] = [];
+  #blobs = new Map<string, BlobInfo>();
   #inputs: string[];
-  #scalarNames: string[];
+  #scalarNames: string[] = [];
   #scalars: GPUBuffer | null = null;
   #acc: GPUBuffer | null = null;
   #accCount = 0;
@@ -154,16 +161,30 @@ export class Net {
     this.seed = opts.seed ?? 1;
     this.#globalStats = opts.globalStats ?? false;
     this.#inputs = Object.keys(def.inputs);
-    this.#blobs = new Map();
-    this.#scalarNames = [];
+    const wantTrain = opts.train ?? !!opts.solver;
+    const { decls, workspaceFloats } = this.#setupLayers(def, opts);
+    this.#planGradients(decls, wantTrain);
+    this.layout = this.#layoutParams(decls);
+    this.#initParams();
+    this.#allocActivations(opts.keep ?? [], wantTrain);
+    this.#allocStatesAndWorkspace(workspaceFloats);
+    this.#hyper = this.#alloc("solver hyper-parameters", 64);
+    this.#recordPrograms(wantTrain);
+  }
+
+  /**
+   * Phase 1, shapes: runs every layer's setup in order, creating blobs with their shapes,
+   * consumers and scalar slots, and collecting parameter declarations and the largest
+   * workspace request.
+   */
+  #setupLayers(def: NetDef, opts: BuildOptions): { decls: ParamDeclEntry[]; workspaceFloats: number } {
     for (const [name, shape] of Object.entries(def.inputs)) {
       const blob = this.#newBlob(name, shape, -1);
       blob.requiresGrad = opts.gradInputs?.includes(name) ?? false;
       this.#blobs.set(name, blob);
     }
-    // 1. Shapes and parameter declarations, layer by layer.
     const seen = new Set<string>();
-    const decls: { layer: number; decl: ParamDecl }[] = [];
+    const decls: ParamDeclEntry[] = [];
     let workspaceFloats = 0;
     this.#layers = def.layers.map((layer, li) => {
       if (seen.has(layer.name)) {
@@ -207,42 +228,47 @@ export class Net {
           String(topShapes.length),
         );
       }
-      layer.tops.forEach((t, i) => {
-        if (this.#blobs.has(t)) {
-          throw new ShapeError(
-            layer.name,
-            `output "${t}"`,
-            "a new blob name (in-place layers are not supported)",
-            t,
-          );
-        }
-        const shape = topShapes[i];
-        if (shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-          throw new ShapeError(
-            layer.name,
-            `output "${t}" shape`,
-            "positive integer dimensions",
-            fmtShape(shape),
-          );
-        }
-        const blob = this.#newBlob(t, shape, li);
-        if (layer.scalarTops) {
-          if (numel(shape) > SCALAR_FLOATS) {
-            throw new ShapeError(
-              layer.name,
-              `scalar output "${t}"`,
-              `<= ${SCALAR_FLOATS} values`,
-              fmtShape(shape),
-            );
-          }
-          blob.scalarSlot = this.#scalarNames.length;
-          this.#scalarNames.push(t);
-        }
-        this.#blobs.set(t, blob);
-      });
+      layer.tops.forEach((t, i) => this.#addTop(layer, t, topShapes[i], li));
       return info;
     });
-    // 2. Gradient flow. Forward: which blobs depend on trainable parameters.
+    return { decls, workspaceFloats };
+  }
+
+  /** Creates the blob of one layer output, checking its name and shape. */
+  #addTop(layer: Layer, t: string, shape: Shape, li: number): void {
+    if (this.#blobs.has(t)) {
+      throw new ShapeError(
+        layer.name,
+        `output "${t}"`,
+        "a new blob name (in-place layers are not supported)",
+        t,
+      );
+    }
+    if (shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+      throw new ShapeError(layer.name, `output "${t}" shape`, "positive integer dimensions", fmtShape(shape));
+    }
+    const blob = this.#newBlob(t, shape, li);
+    if (layer.scalarTops) {
+      if (numel(shape) > SCALAR_FLOATS) {
+        throw new ShapeError(
+          layer.name,
+          `scalar output "${t}"`,
+          `<= ${SCALAR_FLOATS} values`,
+          fmtShape(shape),
+        );
+      }
+      blob.scalarSlot = this.#scalarNames.length;
+      this.#scalarNames.push(t);
+    }
+    this.#blobs.set(t, blob);
+  }
+
+  /**
+   * Phase 2, gradient flow (Caffe's pruning). Forward: which blobs depend on trainable
+   * parameters. Backward, in reverse: a layer runs backward when it is a weighted loss or one of
+   * its tops receives gradient, and lists itself as a writer of each bottom's gradient.
+   */
+  #planGradients(decls: readonly ParamDeclEntry[], wantTrain: boolean): void {
     const trainable = (li: number) =>
       this.#layers[li].params.some((p) => decls[p].decl.learnable && decls[p].decl.lrMult !== 0);
     for (const [li, info] of this.#layers.entries()) {
@@ -251,28 +277,31 @@ export class Net {
         (trainable(li) || l.bottoms.some((b, i) => l.propagates(i) && this.#blobs.get(b)!.requiresGrad));
       for (const t of l.tops) this.#blobs.get(t)!.requiresGrad = req;
     }
-    // Backward, in reverse: a layer runs backward when it is a weighted loss or a top receives gradient.
+    if (!wantTrain) return;
     const gradFlows = new Set<string>();
-    const wantTrain = opts.train ?? !!opts.solver;
-    if (wantTrain) {
-      for (let li = this.#layers.length - 1; li >= 0; li--) {
-        const info = this.#layers[li];
-        const l = info.layer;
-        const isLoss = l.lossWeight !== 0 && l.differentiable;
-        info.runsBackward = l.differentiable && (isLoss || l.tops.some((t) => gradFlows.has(t))) &&
-          (trainable(li) || l.bottoms.some((b, i) => l.propagates(i) && this.#blobs.get(b)!.requiresGrad));
-        if (!info.runsBackward) continue;
-        l.bottoms.forEach((b, i) => {
-          const blob = this.#blobs.get(b)!;
-          if (l.propagates(i) && blob.requiresGrad && !blob.writers.includes(li)) {
-            blob.writers.push(li);
-            gradFlows.add(b);
-          }
-        });
-      }
+    for (let li = this.#layers.length - 1; li >= 0; li--) {
+      const info = this.#layers[li];
+      const l = info.layer;
+      const isLoss = l.lossWeight !== 0 && l.differentiable;
+      info.runsBackward = l.differentiable && (isLoss || l.tops.some((t) => gradFlows.has(t))) &&
+        (trainable(li) || l.bottoms.some((b, i) => l.propagates(i) && this.#blobs.get(b)!.requiresGrad));
+      if (!info.runsBackward) continue;
+      l.bottoms.forEach((b, i) => {
+        const blob = this.#blobs.get(b)!;
+        if (l.propagates(i) && blob.requiresGrad && !blob.writers.includes(li)) {
+          blob.writers.push(li);
+          gradFlows.add(b);
+        }
+      });
     }
-    // 3. Parameters: one flat buffer, trainable ones grouped by (lrMult, decayMult).
-    const align4 = gpu.offsetAlignment;
+  }
+
+  /**
+   * Phase 3, parameters: one flat buffer (and one for gradients), trainable parameters first,
+   * grouped by (lrMult, decayMult) so the solver updates each group in one range.
+   */
+  #layoutParams(decls: readonly ParamDeclEntry[]): ParamLayout {
+    const align4 = this.gpu.offsetAlignment;
     const order = decls.map((_, i) => i).sort((a, b) => {
       const da = decls[a].decl, db = decls[b].decl;
       const ka = da.learnable && da.lrMult !== 0 ? 0 : 1, kb = db.learnable && db.lrMult !== 0 ? 0 : 1;
@@ -307,23 +336,29 @@ export class Net {
       off = align(off + count * 4, align4);
     }
     const paramBytes = Math.max(off, 4);
-    this.layout = {
+    return {
       entries,
       data: this.#alloc("params", paramBytes),
       diff: this.#alloc("param gradients", paramBytes),
       bytes: paramBytes,
       groups,
     };
-    const seed = this.seed;
-    for (const e of entries) {
+  }
+
+  /** Fills every parameter from its filler, seeded by the net seed and the parameter key. */
+  #initParams(): void {
+    for (const e of this.layout.entries) {
       upload(
-        gpu,
+        this.gpu,
         { buffer: this.layout.data, offset: e.offset, size: e.count * 4 },
-        fill(e.decl.filler, e.decl.shape, { seed, key: e.key }),
+        fill(e.decl.filler, e.decl.shape, { seed: this.seed, key: e.key }),
       );
     }
-    // 4. Activations and gradients from lifetimes; scalars in their own small buffers.
-    for (const k of opts.keep ?? []) {
+  }
+
+  /** Phase 4, memory: activations and gradients from lifetimes; scalars in their own small buffers. */
+  #allocActivations(keep: readonly string[], wantTrain: boolean): void {
+    for (const k of keep) {
       const blob = this.#blobs.get(k);
       if (!blob) {
         throw new ShapeError(this.name, `kept blob "${k}"`, "the name of a blob of this net", "nothing");
@@ -345,6 +380,10 @@ export class Net {
         }
       }
     }
+  }
+
+  /** Layers' persistent state buffers and the shared transient workspace. */
+  #allocStatesAndWorkspace(workspaceFloats: number): void {
     for (const info of this.#layers) {
       info.states = info.stateDecls.map((s) => {
         const buf = this.#alloc(`${info.layer.name} state ${s.name}`, Math.max(4, s.floats * 4));
@@ -355,7 +394,10 @@ export class Net {
       const buf = this.#alloc("workspace", workspaceFloats * 4);
       this.#workspace = { buffer: buf, offset: 0, size: buf.size };
     }
-    this.#hyper = this.#alloc("solver hyper-parameters", 64);
+  }
+
+  /** Phase 5, programs: the training step (when training) and the inference pass. */
+  #recordPrograms(wantTrain: boolean): void {
     if (wantTrain) {
       if (!this.solver) throw new Error(`net "${this.name}": training needs a solver`);
       this.#train = this.#record({ phase: "train", globalStats: false }, true);
@@ -678,76 +720,22 @@ export class Net {
   }
 
   /**
-   * Times every dispatch of a program with GPU timestamp queries (each dispatch in its own
-   * compute pass, the whole program in one submit). Falls back to running each dispatch alone
-   * and waiting for it when the device has no timestamp queries (then the times include the
-   * submit overhead). Returns milliseconds per kernel label summed over repeats, slowest first.
+   * Times every dispatch of a program (see {@linkcode profileDispatches}): milliseconds per
+   * kernel label summed over repeats, slowest first.
    */
-  async profile(
-    phase: "train" | "infer" = "train",
-    repeats = 1,
-  ): Promise<{ label: string; ms: number; count: number }[]> {
+  async profile(phase: "train" | "infer" = "train", repeats = 1): Promise<KernelTime[]> {
     const list = phase === "train" ? this.#train : this.#infer.get(this.#globalStats);
     if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
-    const device = this.gpu.device;
     if (phase === "train") {
-      device.queue.writeBuffer(this.#hyper, 0, this.solver!.hyper(this.iter) as Float32Array<ArrayBuffer>);
+      this.gpu.device.queue.writeBuffer(
+        this.#hyper,
+        0,
+        this.solver!.hyper(this.iter) as Float32Array<ArrayBuffer>,
+      );
     }
-    const by = new Map<string, { ms: number; count: number }>();
-    const add = (label: string, ms: number) => {
-      const e = by.get(label) ?? { ms: 0, count: 0 };
-      e.ms += ms;
-      e.count++;
-      by.set(label, e);
-    };
-    const chunk = 2048; // query pairs per query set
-    for (let r = 0; r < repeats; r++) {
-      if (!this.gpu.features.timestampQuery) {
-        for (const d of list) {
-          const t = performance.now();
-          this.#submit([d]);
-          await device.queue.onSubmittedWorkDone();
-          add(d.label, performance.now() - t);
-        }
-        continue;
-      }
-      for (let c0 = 0; c0 < list.length; c0 += chunk) {
-        const part = list.slice(c0, c0 + chunk);
-        const qs = device.createQuerySet({ type: "timestamp", count: 2 * part.length });
-        const resolve = device.createBuffer({
-          size: 16 * part.length,
-          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-        });
-        const read = device.createBuffer({
-          size: 16 * part.length,
-          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        });
-        const enc = device.createCommandEncoder();
-        part.forEach((d, k) => {
-          const pass = enc.beginComputePass({
-            timestampWrites: {
-              querySet: qs,
-              beginningOfPassWriteIndex: 2 * k,
-              endOfPassWriteIndex: 2 * k + 1,
-            },
-          });
-          encodeDispatches(pass, [d]);
-          pass.end();
-        });
-        enc.resolveQuerySet(qs, 0, 2 * part.length, resolve, 0);
-        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * part.length);
-        device.queue.submit([enc.finish()]);
-        await read.mapAsync(GPUMapMode.READ);
-        const ts = new BigUint64Array(read.getMappedRange().slice(0));
-        read.unmap();
-        part.forEach((d, k) => add(d.label, Number(ts[2 * k + 1] - ts[2 * k]) / 1e6));
-        qs.destroy();
-        resolve.destroy();
-        read.destroy();
-      }
-    }
+    const times = await profileDispatches(this.gpu, list, repeats);
     this.#accCount += repeats;
-    return [...by.entries()].map(([label, v]) => ({ label, ...v })).sort((a, b) => b.ms - a.ms);
+    return times;
   }
 
   /** Reads a blob's gradient (training nets; zero-length when no gradient flows to it). */

@@ -9,11 +9,9 @@
  * 1e-6 of each other, and `legacy` runs that scan literally, one invocation per group.
  * @module
  */
-import { type Binding, declare, elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
+import { type Binding, declare, elementwise, f32, type Recorder, type Region, u32, WG } from "./kernel.ts";
 import { cellCoord, type CellGrid, type CoordOutput } from "./integral.ts";
-import type { GroupLayout } from "./softmax.ts";
-
-const WG = 256;
+import { type GroupLayout, workgroupFold } from "./reduce.ts";
 
 /** Options of {@linkcode argmaxDecode}. */
 export interface ArgmaxOptions extends GroupLayout {
@@ -66,8 +64,13 @@ ${writes(o, "i")}`,
   }
   const gx = Math.min(o.groups, 65535), gy = Math.ceil(o.groups / 65535);
   const code = `${declare([{ name: "x", access: "read" }, ...outs])}
-var<workgroup> bv: array<f32, ${WG}>;
-var<workgroup> bi: array<u32, ${WG}>;
+struct Best { v: f32, i: u32 }
+// The larger value wins; on a tie, the lower index.
+fn better(a: Best, b: Best) -> Best {
+  if (b.v > a.v || (b.v == a.v && b.i < a.i)) { return b; }
+  return a;
+}
+${workgroupFold({ name: "best_of", type: "Best", combine: "better(a, b)" })}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u) {
@@ -82,23 +85,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       idx = k;
     }
   }
-  bv[lid.x] = v;
-  bi[lid.x] = idx;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) {
-      let ov = bv[lid.x + s];
-      let oi = bi[lid.x + s];
-      if (ov > bv[lid.x] || (ov == bv[lid.x] && oi < bi[lid.x])) {
-        bv[lid.x] = ov;
-        bi[lid.x] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
+  let top = best_of(Best(v, idx), lid.x);
   if (lid.x == 0u) {
-    let found = bv[0] > 1e-6;
-    let best = bi[0];
+    let found = top.v > 1e-6;
+    let best = top.i;
 ${writes(o, "g")}
   }
 }`;

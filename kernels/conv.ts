@@ -27,7 +27,9 @@ import {
   type Recorder,
   type Region,
   u32,
+  WG,
 } from "./kernel.ts";
+import { workgroupFold } from "./reduce.ts";
 import {
   CPU_TILE,
   defaultTile,
@@ -39,92 +41,9 @@ import {
   pickTile,
   type TileConfig,
 } from "./gemm.ts";
-import { isDepthwise, recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
+import { type ConvGeometry, type Epilogue, isDepthwise, isPointwise, shapeLabel } from "./conv_geometry.ts";
+import { recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
 import { recordDirectDgrad, recordDirectForward, recordDirectWgrad } from "./conv_direct.ts";
-
-/** Sizes of one convolution, input side to output side. */
-export interface ConvGeometry {
-  /** Batch. */
-  n: number;
-  /** Input channels, height, width. */
-  c: number;
-  h: number;
-  w: number;
-  /** Output channels. */
-  k: number;
-  /** Kernel height and width. */
-  kh: number;
-  kw: number;
-  /** Strides. */
-  sh: number;
-  sw: number;
-  /** Zero padding (both sides). */
-  ph: number;
-  pw: number;
-  /** Channel groups; `groups == c` is depthwise. */
-  groups: number;
-  /** Output height and width. */
-  oh: number;
-  ow: number;
-}
-
-/** Convolution hyper-parameters; scalars apply to both axes. */
-export interface ConvParams {
-  /** Output channels. */
-  k: number;
-  kernel: number | readonly [number, number];
-  stride?: number | readonly [number, number];
-  pad?: number | readonly [number, number];
-  groups?: number;
-}
-
-function pair(v: number | readonly [number, number] | undefined, dflt: number): [number, number] {
-  if (v === undefined) return [dflt, dflt];
-  return typeof v === "number" ? [v, v] : [v[0], v[1]];
-}
-
-/**
- * The geometry of a convolution over an input of shape [n, c, h, w]. Throws RangeError when
- * the parameters are invalid or the output would be empty; callers turn that into a ShapeError.
- */
-export function convGeometry(input: readonly number[], p: ConvParams): ConvGeometry {
-  if (input.length !== 4) throw new RangeError(`expected a 4-D NxCxHxW input`);
-  const [n, c, h, w] = input;
-  const [kh, kw] = pair(p.kernel, 1);
-  const [sh, sw] = pair(p.stride, 1);
-  const [ph, pw] = pair(p.pad, 0);
-  const groups = p.groups ?? 1;
-  const ints = [p.k, kh, kw, sh, sw, groups].every((v) => Number.isInteger(v) && v > 0) &&
-    [ph, pw].every((v) => Number.isInteger(v) && v >= 0);
-  if (!ints) throw new RangeError(`kernel, stride, group and outputs must be positive integers, pad >= 0`);
-  if (c % groups || p.k % groups) {
-    throw new RangeError(`input channels ${c} and outputs ${p.k} must both be divisible by group ${groups}`);
-  }
-  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1;
-  const ow = Math.floor((w + 2 * pw - kw) / sw) + 1;
-  if (oh < 1 || ow < 1) {
-    throw new RangeError(`kernel ${kh}x${kw} with pad ${ph},${pw} does not fit a ${h}x${w} input`);
-  }
-  return { n, c, h, w, k: p.k, kh, kw, sh, sw, ph, pw, groups, oh, ow };
-}
-
-/** True when the convolution is a plain GEMM (1x1, stride 1, no padding). */
-export function isPointwise(g: ConvGeometry): boolean {
-  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
-}
-
-/** Multiply-adds of one forward pass (each of dgrad and wgrad costs the same). */
-export function convMacs(g: ConvGeometry): number {
-  return g.n * g.k * g.oh * g.ow * (g.c / g.groups) * g.kh * g.kw;
-}
-
-/** What happens to each finished output value. */
-export interface Epilogue {
-  /** Add bias[channel] (a `bias` binding follows the weights). */
-  bias?: boolean;
-  /** Add into the output instead of overwriting it. */
-  accumulate?: boolean;
-}
 
 /** A tensor binding that is read as vec4 when `vec` (scalar reads then go through a component). */
 function tensor(name: string, access: Binding["access"], vec: boolean): {
@@ -200,12 +119,6 @@ fn im2col(grp: u32, t: vec3u, p: vec3u) -> f32 {
 export interface ConvKernel {
   src: KernelSource;
   groups: [number, number, number];
-}
-
-function shapeLabel(g: ConvGeometry): string {
-  return `${g.n}x${g.c}x${g.h}x${g.w}->${g.k} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}${
-    g.groups > 1 ? ` g${g.groups}` : ""
-  }`;
 }
 
 /** GEMM sizes of the forward pass. */
@@ -460,8 +373,6 @@ export function wgradWorkspaceFloats(
   return most;
 }
 
-const BIAS_WG = 256;
-
 /**
  * db[k] = sum over images and pixels of dy[b, k, :, :], one workgroup per channel with a fixed
  * summation order (deterministic, no atomics). Bindings: dy, db.
@@ -469,23 +380,18 @@ const BIAS_WG = 256;
 export function biasGradKernel(dims: { n: number; k: number; hw: number }): ConvKernel {
   const { n, k, hw } = dims;
   const code = `${declare([{ name: "dy", access: "read" }, { name: "db", access: "read_write" }])}
-var<workgroup> sh: array<f32, ${BIAS_WG}>;
-@compute @workgroup_size(${BIAS_WG})
+${workgroupFold({ name: "sum", type: "f32", combine: "a + b" })}
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let ch = wid.x + wid.y * 65535u;
   if (ch >= ${u32(k)}) { return; }
   var acc = 0.0;
   for (var b = 0u; b < ${u32(n)}; b++) {
     let base = (b * ${u32(k)} + ch) * ${u32(hw)};
-    for (var i = lid.x; i < ${u32(hw)}; i += ${u32(BIAS_WG)}) { acc += dy[base + i]; }
+    for (var i = lid.x; i < ${u32(hw)}; i += ${u32(WG)}) { acc += dy[base + i]; }
   }
-  sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${u32(BIAS_WG / 2)}; s > 0u; s >>= 1u) {
-    if (lid.x < s) { sh[lid.x] += sh[lid.x + s]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { db[ch] = sh[0]; }
+  let total = sum(acc, lid.x);
+  if (lid.x == 0u) { db[ch] = total; }
 }`;
   const gx = Math.min(k, 65535), gy = Math.ceil(k / 65535);
   return { src: { label: `conv_bias_grad ${n}x${k}x${hw}`, code }, groups: [gx, gy, 1] };

@@ -26,7 +26,7 @@
  */
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
 import { u32 } from "./kernel.ts";
-import type { ConvGeometry } from "./conv.ts";
+import { type ConvGeometry, shapeLabel } from "./conv_geometry.ts";
 
 /** Floats one uniform binding may hold (the WebGPU default limit of 64 KiB). */
 export const UNIFORM_FLOATS = 16384;
@@ -35,7 +35,7 @@ export const UNIFORM_FLOATS = 16384;
 const MAX_TM = 32;
 
 /** Invocations per workgroup: a few SIMD chunks, many workgroups for the cores to share. */
-const WG = 64;
+const DIRECT_WG = 64;
 
 /** One kernel with its workgroup counts. */
 interface DirectKernel {
@@ -61,10 +61,6 @@ function uniformRegion(r: Region, floats: number): Region | null {
 function uniformDecl(binding: number, name: string, floats: number, fnName: string): string {
   return `@group(0) @binding(${binding}) var<uniform> ${name}: array<vec4<f32>, ${Math.ceil(floats / 4)}>;
 fn ${fnName}(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }`;
-}
-
-function shapeLabel(g: ConvGeometry): string {
-  return `${g.n}x${g.c}x${g.h}x${g.w}->${g.k} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}`;
 }
 
 function padded(g: ConvGeometry): boolean {
@@ -118,7 +114,7 @@ export function directForwardKernel(
 ${uniformDecl(1, "w", g.k * CT, "wt")}
 ${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${DIRECT_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let p = min(gid.x, ${u32(P - 1)});
   let m0 = wid.y * ${u32(TM)};
@@ -141,7 +137,7 @@ ${
   }
 }`;
   const label = `conv_fwd_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}`;
-  return { src: { label, code }, groups: [Math.ceil(P / WG), g.k / TM, 1] };
+  return { src: { label, code }, groups: [Math.ceil(P / DIRECT_WG), g.k / TM, 1] };
 }
 
 /**
@@ -175,7 +171,7 @@ export function directDgradKernel(
 ${uniformDecl(1, "w", g.k * CT, "wt")}
 ${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${DIRECT_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let q = min(gid.x, ${u32(P - 1)});
   let c0 = wid.y * ${u32(TM)};
@@ -200,7 +196,7 @@ ${
   const label = `conv_dgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""}${
     opts.accumulate ? " +=" : ""
   }`;
-  return { src: { label, code }, groups: [Math.ceil(P / WG), g.c / TM, 1] };
+  return { src: { label, code }, groups: [Math.ceil(P / DIRECT_WG), g.c / TM, 1] };
 }
 
 /**
@@ -216,7 +212,7 @@ export function wgradBlock(g: ConvGeometry): number {
 }
 
 /** Workgroup size of the weight gradient: few lanes (C*kh*kw + 1), so small groups share the cores. */
-const WG_WGRAD = 32;
+const WGRAD_WG = 32;
 
 /**
  * The part of dw (and db) that one image's output channels k0 .. k0+KB contribute; the first
@@ -243,7 +239,7 @@ export function directWgradKernel(
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 ${opts.bias ? "@group(0) @binding(3) var<storage, read_write> db: array<f32>;" : ""}
-@compute @workgroup_size(${WG_WGRAD})
+@compute @workgroup_size(${WGRAD_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let l = min(gid.x, ${u32(lanes - 1)});
   let bias_lane = l >= ${u32(CT)};
@@ -273,7 +269,7 @@ ${acc.map((j) => `  ${store(j, `dw[${u32((opts.k0 + j) * CT)} + l]`)}`).join("\n
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} k${opts.k0}+${KB}${
     opts.first ? "" : " +="
   }`;
-  return { src: { label, code }, groups: [Math.ceil(lanes / WG_WGRAD), 1, 1] };
+  return { src: { label, code }, groups: [Math.ceil(lanes / WGRAD_WG), 1, 1] };
 }
 
 /** Records the direct forward; false (nothing recorded) when the weights cannot be bound as uniform. */

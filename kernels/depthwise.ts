@@ -16,13 +16,8 @@
  * long enough to amortise the tiles.
  * @module
  */
-import type { ConvGeometry, Epilogue } from "./conv.ts";
+import { type ConvGeometry, type Epilogue, isDepthwise } from "./conv_geometry.ts";
 import { elementwise, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
-
-/** True when `g` is depthwise with one output per input channel, the case these kernels handle. */
-export function isDepthwise(g: ConvGeometry): boolean {
-  return g.groups > 1 && g.groups === g.c && g.k === g.c;
-}
 
 function check(g: ConvGeometry): void {
   if (!isDepthwise(g)) {

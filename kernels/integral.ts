@@ -17,10 +17,9 @@ import {
   type Recorder,
   type Region,
   u32,
+  WG,
 } from "./kernel.ts";
-import { chunkedKernel, chunking, type GroupLayout, treeReduce } from "./softmax.ts";
-
-const WG = 256;
+import { chunkedKernel, chunking, type GroupLayout, workgroupFold } from "./reduce.ts";
 
 /** Marginal axis of IntegralX / IntegralY / IntegralZ over [N,C,H,W]. */
 export type IntegralAxis = "x" | "y" | "z";
@@ -38,7 +37,7 @@ function rowSums(
 ): void {
   const gx = Math.min(o.outputs, 65535), gy = Math.ceil(o.outputs / 65535);
   const code = `${declare([{ name: "x", access: "read" }, { name: "y", access: "read_write" }])}
-var<workgroup> sh: array<f32, ${WG}>;
+${workgroupFold({ name: "sum", type: "f32", combine: "a + b" })}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u) {
@@ -48,7 +47,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var k = lid.x; k < ${u32(o.terms)}; k += ${WG}u) { a += x[${o.index}]${
     o.weight ? ` * (${o.weight})` : ""
   }; }
-${treeReduce({ arr: "sh", value: "a", out: "total", op: "+" })}
+  let total = sum(a, lid.x);
   if (lid.x == 0u) { y[o] = total; }
 }`;
   const groups: Groups = [gx, gy];
@@ -214,12 +213,12 @@ export function softArgmaxForward(
     ...o,
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `  var a = vec4f(0.0);
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
     let k = i - g * N;
     a += x[i] * vec4f(${pos.join(", ")}, 0.0);
   }
-${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
-  if (lid.x == 0u) {
+  let cs = sum4(a, lid);
+  if (lid == 0u) {
     stats[4u * (g * Q + c)] = cs.x;
     stats[4u * (g * Q + c) + 1u] = cs.y;
     stats[4u * (g * Q + c) + 2u] = cs.z;

@@ -17,6 +17,7 @@ import {
   type Region,
   u32,
 } from "./kernel.ts";
+import { workgroupFold } from "./reduce.ts";
 
 /**
  * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
@@ -62,20 +63,9 @@ class Bind {
   }
 }
 
-/** Workgroup tree sums of one or two values over `wg` threads; every invocation gets the total. */
+/** The workgroup sums the kernels use: `wg_sum2` (vec2f) and `wg_sum` (f32, via the same fold). */
 const reduce = (wg: number) =>
-  `var<workgroup> sh: array<vec2f, ${wg}>;
-fn wg_sum2(v: vec2f, lid: u32) -> vec2f {
-  sh[lid] = v;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] = sh[lid] + sh[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = sh[0];
-  workgroupBarrier();
-  return r;
-}
+  `${workgroupFold({ name: "wg_sum2", type: "vec2f", wg, combine: "a + b" })}
 fn wg_sum(v: f32, lid: u32) -> f32 {
   return wg_sum2(vec2f(v, 0.0), lid).x;
 }`;

@@ -11,78 +11,8 @@
  * partials itself cost more than the pass's own work.
  * @module
  */
-import {
-  type Binding,
-  declare,
-  elementwise,
-  f32,
-  type Groups,
-  type Recorder,
-  type Region,
-  u32,
-} from "./kernel.ts";
-
-/** Values per chunk (256 threads x 16). */
-export const CHUNK = 4096;
-const WG = 256;
-
-/** How groups of `groupSize` values are cut into chunks. */
-export function chunking(groupSize: number): { chunk: number; chunks: number } {
-  const chunk = Math.min(groupSize, CHUNK);
-  return { chunk, chunks: Math.ceil(groupSize / chunk) };
-}
-
-/** Shape of a chunked reduction over contiguous groups. */
-export interface GroupLayout {
-  /** Number of groups (channels or cubes). */
-  groups: number;
-  /** Values per group. */
-  groupSize: number;
-}
-
-/**
- * A kernel with one workgroup per (chunk, group). `body` sees `g` (group), `c` (chunk), `lo`/`hi`
- * (the chunk's value range), `lid`, and the constants N (group size) and Q (chunks per group),
- * and may use the workgroup arrays `sh` (f32) and `sh4` (vec4f) through {@linkcode treeReduce}.
- */
-export function chunkedKernel(
-  label: string,
-  o: GroupLayout & { bindings: readonly Binding[]; body: string },
-): { src: { label: string; code: string }; groups: Groups } {
-  const { chunk, chunks } = chunking(o.groupSize);
-  const code = `${declare(o.bindings)}
-const N = ${u32(o.groupSize)};
-const Q = ${u32(chunks)};
-var<workgroup> sh: array<f32, ${WG}>;
-var<workgroup> sh4: array<vec4f, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let g = wid.y;
-  let c = wid.x;
-  let lo = g * N + c * ${u32(chunk)};
-  let hi = min(lo + ${u32(chunk)}, g * N + N);
-${o.body}
-}`;
-  return { src: { label, code }, groups: [chunks, o.groups] };
-}
-
-/**
- * WGSL that folds `value` (one per thread) over the workgroup into `out` with `op` ("+" or
- * "max"), using the shared array `arr` ("sh" or "sh4"). Must be reached by every thread.
- */
-export function treeReduce(o: { arr: "sh" | "sh4"; value: string; out: string; op: "+" | "max" }): string {
-  const comb = o.op === "+"
-    ? `${o.arr}[lid.x] + ${o.arr}[lid.x + s]`
-    : `max(${o.arr}[lid.x], ${o.arr}[lid.x + s])`;
-  return `  ${o.arr}[lid.x] = ${o.value};
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { ${o.arr}[lid.x] = ${comb}; }
-    workgroupBarrier();
-  }
-  let ${o.out} = ${o.arr}[0];
-  workgroupBarrier();`;
-}
+import { elementwise, f32, type Recorder, type Region, u32, WG } from "./kernel.ts";
+import { chunkedKernel, chunking, type GroupLayout } from "./reduce.ts";
 
 /**
  * Scratch of `width` floats per record: one record per (group, chunk) of partials, then one per
@@ -154,13 +84,13 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `${
       o.legacy ? "  let cm = 0.0;" : `  var m = -3.0e38;
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { m = max(m, ${sc} * x[i]); }
-${treeReduce({ arr: "sh", value: "m", out: "cm", op: "max" })}`
+  for (var i = lo + lid; i < hi; i += ${WG}u) { m = max(m, ${sc} * x[i]); }
+  let cm = maxf(m, lid);`
     }
   var acc = 0.0;
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { acc += exp(${sc} * x[i] - cm); }
-${treeReduce({ arr: "sh", value: "acc", out: "cs", op: "+" })}
-  if (lid.x == 0u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) { acc += exp(${sc} * x[i] - cm); }
+  let cs = sum(acc, lid);
+  if (lid == 0u) {
     stats[2u * (g * Q + c)] = cm;
     stats[2u * (g * Q + c) + 1u] = cs;
   }`,
@@ -176,7 +106,7 @@ ${treeReduce({ arr: "sh", value: "acc", out: "cs", op: "+" })}
     ],
     body: `  let mx = stats[${total(o, 2, 0)}];
   let z = stats[${total(o, 2, 1)}];
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
+  for (var i = lo + lid; i < hi; i += ${WG}u) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
   });
   rec.dispatch(norm.src, [o.x, o.stats, o.y], norm.groups);
 }
@@ -201,7 +131,7 @@ export function softmaxBackward(
         { name: "dx", access: "read_write" },
       ],
       body:
-        `  for (var i = lo + lid.x; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * dy[i] * y[i] * (1.0 - y[i]); }`,
+        `  for (var i = lo + lid; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * dy[i] * y[i] * (1.0 - y[i]); }`,
     });
     rec.dispatch(k.src, [o.y, o.dy, o.dx], k.groups);
     return;
@@ -214,9 +144,9 @@ export function softmaxBackward(
       { name: "stats", access: "read_write" },
     ],
     body: `  var a = 0.0;
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
-${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
-  if (lid.x == 0u) { stats[2u * (g * Q + c)] = cs; }`,
+  for (var i = lo + lid; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+  let cs = sum(a, lid);
+  if (lid == 0u) { stats[2u * (g * Q + c)] = cs; }`,
   });
   rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
   foldPartials(rec, `softmax_bwd${tag}`, { ...o, width: 2, slots: [0] });
@@ -229,7 +159,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
       { name: "dx", access: "read_write" },
     ],
     body: `  let t = stats[${total(o, 2, 0)}];
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
+  for (var i = lo + lid; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
   });
   rec.dispatch(k.src, [o.y, o.dy, o.stats, o.dx], k.groups);
 }
@@ -266,12 +196,12 @@ export function normalizeForward(rec: Recorder, o: NormalizeOptions & { x: Regio
     ...o,
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `  var a = vec4f(0.0);
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
     let v = x[i];
     a += vec4f(select(0.0, v, v - ${tau} > 1e-6), v, 0.0, 0.0);
   }
-${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
-  if (lid.x == 0u) {
+  let cs = sum4(a, lid);
+  if (lid == 0u) {
     stats[3u * (g * Q + c)] = cs.x;
     stats[3u * (g * Q + c) + 1u] = cs.y;
   }`,
@@ -300,7 +230,7 @@ ${treeReduce({ arr: "sh4", value: "a", out: "cs", op: "+" })}
     ],
     body: `  let z = stats[${total(o, 3, 0)}];
 ${uniform}
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
     let v = x[i];
     y[i] = select(${keep}, ${f32(1 / o.groupSize)}, unif);
   }`,
@@ -331,7 +261,7 @@ export function normalizeBackward(
         { name: "dx", access: "read_write" },
       ],
       body: `  let z = stats[${total(o, 3, slot)}];
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
     dx[i] = ${acc}select(0.0, dy[i] * (z - x[i]) / (z * z), abs(z) > 1e-6);
   }`,
     });
@@ -346,9 +276,9 @@ export function normalizeBackward(
       { name: "stats", access: "read_write" },
     ],
     body: `  var a = 0.0;
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
-${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
-  if (lid.x == 0u) { stats[3u * (g * Q + c) + 2u] = cs; }`,
+  for (var i = lo + lid; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+  let cs = sum(a, lid);
+  if (lid == 0u) { stats[3u * (g * Q + c) + 2u] = cs; }`,
   });
   rec.dispatch(dot.src, [o.y, o.dy, o.stats], dot.groups);
   foldPartials(rec, `normalize_bwd ${tag}`, { ...o, width: 3, slots: [2] });
@@ -363,7 +293,7 @@ ${treeReduce({ arr: "sh", value: "a", out: "cs", op: "+" })}
     body: `  let z = stats[${total(o, 3, 0)}];
   let t = stats[${total(o, 3, 2)}];
   let live = abs(z) >= 1e-6;
-  for (var i = lo + lid.x; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
     dx[i] = ${acc}select(0.0, (dy[i] - t) / z, live && x[i] - ${tau} > 1e-6);
   }`,
   });

@@ -14,12 +14,12 @@ import {
   type Recorder,
   type Region,
   u32,
+  WG,
 } from "./kernel.ts";
+import { workgroupFold } from "./reduce.ts";
 
 /** Storage buffers one kernel may bind (WebGPU's guaranteed maxStorageBuffersPerShaderStage). */
 export const MAX_BINDINGS = 8;
-
-const WG = 256;
 
 /** Splits `items` into runs of at most `max`, starting a new run where `breakBefore` says so. */
 function chunks<T>(items: readonly T[], max: number, breakBefore: (run: T[], item: T) => boolean): T[][] {
@@ -267,7 +267,7 @@ export function addRowScalarBackward(rec: Recorder, o: AddRowScalarBackwardOptio
   const bindings: Binding[] = [{ name: "dy", access: "read" }, { name: "ds", access: "read_write" }];
   if (o.dx) bindings.push({ name: "dx", access: "read_write" });
   const code = `${declare(bindings)}
-var<workgroup> sh: array<f32, ${WG}>;
+${workgroupFold({ name: "sum", type: "f32", combine: "a + b" })}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u) {
@@ -280,13 +280,8 @@ fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: v
     let g = dy[i];
     acc += g;${o.dx ? `\n    dx[i] = ${o.accumulateX ? "dx[i] + " : ""}g;` : ""}
   }
-  sh[lid] = acc;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { ds[n] = ${o.accumulateS ? "ds[n] + " : ""}sh[0]; }
+  let total = sum(acc, lid);
+  if (lid == 0u) { ds[n] = ${o.accumulateS ? "ds[n] + " : ""}total; }
 }`;
   rec.dispatch(
     { label: `add_row_scalar_bwd${o.accumulateX ? " acc" : ""}`, code },

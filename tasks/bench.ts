@@ -10,24 +10,28 @@ import { Net } from "../graph/net.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { modelConfig } from "../run/presets.ts";
 import { RMSProp } from "../graph/solver.ts";
-import { runConfig, stageNetConfig } from "../run/config.ts";
+import { runConfig } from "../run/config.ts";
 import { type OptionTable, optionTable, parseCommandLine, runTask, str } from "../io/cli.ts";
-import { setBatch } from "../run/batch.ts";
 import { benchConv, benchGemm } from "../run/bench/conv.ts";
 import { benchLayers } from "../run/bench/layers.ts";
 import { benchVolumetric } from "../run/bench/volumetric.ts";
+import {
+  benchTrainStep,
+  describeFamilies,
+  parsePresetSpec,
+  specName,
+  type TrainStepResult,
+} from "../run/bench/train.ts";
 import { benchPipeline } from "../stages/bench_pipeline.ts";
-import { type Batch, createPipeline } from "../stages/pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
 
 const SECTIONS = ["conv", "layers", "volumetric", "pipeline", "train", "memory"] as const;
+/** The presets whose training step `train` times by default: the CPU default, its 64-pixel input, small. */
+const DEFAULT_PRESETS = "tiny,tiny@64,small";
 type Section = typeof SECTIONS[number];
 
 /** Options of `deno task bench`. */
-export const OPTIONS: OptionTable = optionTable({
-  values: "only data out presets",
-  flags: "quick profile",
-});
+export const OPTIONS: OptionTable = optionTable({ values: "only data out presets", flags: "quick profile" });
 
 /** The text of `deno task bench --help`. */
 export const HELP = `volpose bench: speed and memory figures as JSON on stdout
@@ -38,88 +42,33 @@ Usage: deno task bench [--only ${SECTIONS.join(",")}] [--quick] [--data DIR] [--
   --only LIST     run only these sections (default: all)
   --quick         smaller problems and fewer runs (a smoke test of the bench itself)
   --data DIR      dataset for the pipeline and training sections (default: built-in synthetic)
-  --presets LIST  presets whose training step is timed (default tiny,small)
-  --profile       add the per-kernel GPU time breakdown of each timed training step
+  --presets LIST  presets whose training step is timed, NAME or NAME@INPUT (default ${DEFAULT_PRESETS})
+  --profile       (kept for compatibility: every timed step now reports its kernel families)
   --out FILE      also write the JSON there
   -h, --help      this text
 `;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** One real batch from the dataset at the preset's input size. */
-async function oneBatch(data: string, inputSize: number, batch: number): Promise<Batch> {
-  const pipe = createPipeline(data, {
-    source: "train",
-    batchSize: batch,
-    inputSize,
-    augment: true,
-    workers: 1,
-    seed: 3,
-  });
-  try {
-    for await (const b of pipe) return b;
-  } finally {
-    await pipe.close();
-  }
-  throw new Error(`bench: no training batch could be read from ${data}`);
-}
-
-/** Training-step rate of a preset on real data: median over timed runs of several steps each. */
-async function benchTrainStep(
+/** Training-step figures of each preset spec ("tiny", "tiny@64", ...) on real data. */
+async function benchTrain(
   gpu: Gpu,
   data: string,
-  opts: { preset: string; quick: boolean; profile: boolean },
-): Promise<Record<string, unknown>> {
-  const run = runConfig(opts.preset, { data });
-  const d2 = run.schedule[0].d2;
-  const cfg = stageNetConfig(run, d2);
-  const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
-    solver: new RMSProp({ baseLr: run.solver.baseLr }),
-  });
-  try {
-    setBatch(net, await oneBatch(data, cfg.model.inputSize, cfg.batch));
-    const steps = opts.quick ? 1 : 3, runs = opts.quick ? 2 : 5;
-    for (let i = 0; i < 2; i++) net.step();
-    await net.sync();
-    const times: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      const t = performance.now();
-      for (let i = 0; i < steps; i++) net.step();
-      await net.sync();
-      times.push((performance.now() - t) / steps);
-    }
-    const ms = median(times);
-    const out: Record<string, unknown> = {
-      preset: opts.preset,
-      d2,
-      batch: cfg.batch,
-      inputSize: cfg.model.inputSize,
-      paramsM: net.paramCount() / 1e6,
-      dispatchesPerStep: net.dispatchCount(),
-      gpuMiB: net.gpuBytes / 2 ** 20,
-      msPerStep: ms,
-      minMsPerStep: Math.min(...times),
-      samplesPerSec: (cfg.batch * 1000) / ms,
-    };
-    if (opts.profile) {
-      const prof = await net.profile("train");
-      const kinds = new Map<string, number>();
-      for (const e of prof) {
-        const kind = e.label.split(": ").slice(1).join(": ").split(" ")[0];
-        kinds.set(kind, (kinds.get(kind) ?? 0) + e.ms);
-      }
-      out.profileMs = Object.fromEntries(
-        [...kinds.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(2)]),
-      );
-    }
-    await net.readScalars();
-    return out;
-  } finally {
-    net.destroy();
+  opts: { presets: string; quick: boolean; say: (s: string) => void },
+): Promise<TrainStepResult[]> {
+  const rows: TrainStepResult[] = [];
+  for (const item of opts.presets.split(",")) {
+    const spec = parsePresetSpec(item);
+    const run = runConfig(spec.preset, { data, model: { inputSize: spec.input } });
+    opts.say(`training step, ${specName(spec.preset, spec.input ?? run.model.inputSize)} ...`);
+    const r = await benchTrainStep(gpu, run, { quick: opts.quick });
+    rows.push(r);
+    opts.say(
+      `  ${r.msPerStep.toFixed(1)} ms/step (${
+        r.samplesPerSec.toFixed(1)
+      } samples/s), ${r.dispatchesPerStep} ` +
+        `dispatches, JS ${r.encodeMsPerStep.toFixed(2)} ms/step; ${describeFamilies(r)}`,
+    );
   }
+  return rows;
 }
 
 /** GPU bytes of the seed network's training program (parameters, activations, gradients, solver). */
@@ -236,23 +185,8 @@ async function main(): Promise<number> {
   }
   if (only.includes("train")) {
     const root = await dataset();
-    const presets = (str(values, "presets") ?? (quick ? "tiny" : "tiny,small")).split(",");
-    const rows = [];
-    for (const preset of presets) {
-      say(`training step, preset ${preset} ...`);
-      const r = await benchTrainStep(gpu, root, {
-        preset: preset.trim(),
-        quick,
-        profile: values.profile === true,
-      });
-      rows.push(r);
-      say(
-        `  ${(r.msPerStep as number).toFixed(0)} ms/step, ${
-          (r.samplesPerSec as number).toFixed(1)
-        } samples/s`,
-      );
-    }
-    result.train = rows;
+    const presets = str(values, "presets") ?? (quick ? "tiny" : DEFAULT_PRESETS);
+    result.train = await benchTrain(gpu, root, { presets, quick, say });
   }
   if (only.includes("memory")) {
     say("seed network memory at batch 3 ...");

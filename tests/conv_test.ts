@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
 import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
+import { type ConvGeometry, convGeometry, type ConvParams } from "../kernels/conv_geometry.ts";
 import {
-  type ConvGeometry,
-  convGeometry,
-  type ConvParams,
   type ConvPath,
   recordBiasGrad,
   recordConvDgrad,

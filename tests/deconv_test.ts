@@ -3,7 +3,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
 import { Deconvolution } from "../graph/layers/deconvolution.ts";
-import { convGeometry } from "../kernels/conv.ts";
+import { convGeometry } from "../kernels/conv_geometry.ts";
 import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
 import { biasGradRef, convForwardRef, convWgradRef, deconvForwardRef } from "./reference/conv.ts";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
 import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
-import { convGeometry, type ConvParams } from "../kernels/conv.ts";
-import { isDepthwise, recordDepthwiseDgrad, recordDepthwiseForward } from "../kernels/depthwise.ts";
+import { convGeometry, type ConvParams, isDepthwise } from "../kernels/conv_geometry.ts";
+import { recordDepthwiseDgrad, recordDepthwiseForward } from "../kernels/depthwise.ts";
 import { assertClose, randomArray } from "./gradcheck.ts";
 import { convDgradRef, convForwardRef } from "./reference/conv.ts";
 

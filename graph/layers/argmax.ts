@@ -6,7 +6,7 @@
 import { type ForwardContext, Layer, type Shape, ShapeError } from "../layer.ts";
 import { type CellGrid, type CoordBounds, type CoordOutput, UNIT_BOUNDS } from "../../kernels/integral.ts";
 import { argmaxDecode } from "../../kernels/argmax.ts";
-import type { GroupLayout } from "../../kernels/softmax.ts";
+import type { GroupLayout } from "../../kernels/reduce.ts";
 
 /** Options of {@linkcode Argmax}. */
 export interface ArgmaxLayerOptions {

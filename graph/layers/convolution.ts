@@ -16,9 +16,8 @@ import {
   ShapeError,
 } from "../layer.ts";
 import type { Filler } from "../fillers.ts";
+import { type ConvGeometry, convGeometry } from "../../kernels/conv_geometry.ts";
 import {
-  type ConvGeometry,
-  convGeometry,
   type ConvPath,
   recordBiasGrad,
   recordConvDgrad,

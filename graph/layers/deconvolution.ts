@@ -24,13 +24,8 @@ import {
   type Shape,
   ShapeError,
 } from "../layer.ts";
-import {
-  type ConvGeometry,
-  recordBiasGrad,
-  recordConvDgrad,
-  recordConvForward,
-  recordConvWgrad,
-} from "../../kernels/conv.ts";
+import type { ConvGeometry } from "../../kernels/conv_geometry.ts";
+import { recordBiasGrad, recordConvDgrad, recordConvForward, recordConvWgrad } from "../../kernels/conv.ts";
 import { type ConvolutionOptions, declareConvParams, geometryOrThrow } from "./convolution.ts";
 
 function pair(v: number | readonly [number, number] | undefined, dflt: number): [number, number] {

@@ -28,7 +28,7 @@ import {
   softArgmaxStatsFloats,
   UNIT_BOUNDS,
 } from "../../kernels/integral.ts";
-import type { GroupLayout } from "../../kernels/softmax.ts";
+import type { GroupLayout } from "../../kernels/reduce.ts";
 
 /** Options of {@linkcode Integral}. */
 export interface IntegralOptions {

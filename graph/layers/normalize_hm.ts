@@ -5,12 +5,12 @@
  */
 import { type BackwardContext, type ForwardContext, Layer, type SetupContext, type Shape } from "../layer.ts";
 import {
-  type GroupLayout,
   normalizeBackward,
   normalizeForward,
   type NormalizeMode,
   normalizeStatsFloats,
 } from "../../kernels/softmax.ts";
+import type { GroupLayout } from "../../kernels/reduce.ts";
 import { groupLayout } from "./softmax_hm.ts";
 
 /** Options of {@linkcode NormalizeHM}. */

@@ -12,12 +12,8 @@ import {
   type Shape,
   ShapeError,
 } from "../layer.ts";
-import {
-  type GroupLayout,
-  softmaxBackward,
-  softmaxForward,
-  softmaxStatsFloats,
-} from "../../kernels/softmax.ts";
+import { softmaxBackward, softmaxForward, softmaxStatsFloats } from "../../kernels/softmax.ts";
+import type { GroupLayout } from "../../kernels/reduce.ts";
 
 /** Options of {@linkcode SoftmaxHM}. */
 export interface SoftmaxHMOptions {

@@ -1,5 +1,5 @@
 /**
- * The seed's small vector layers (SEED_SPEC 4.4): ScaleVector, AddVectorByConstant and
+ * The seed's small vector layers (SEED_SPEC §4.4, the seed's per-sample scale and shift of a vector): ScaleVector, AddVectorByConstant and
  * AddVectorBySingleVector. MulRGB is ScaleVector without a backward.
  * @module
  */
@@ -90,7 +90,7 @@ export interface AddVectorBySingleVectorOptions {
   vector: string;
   top: string;
   /**
-   * Reproduce the seed's backward (SEED_SPEC 8.14), which indexes s[n + i]; its net effect is
+   * Reproduce the seed's backward (SEED_SPEC §8.14: a wrong index in its loop), which indexes s[n + i]; its net effect is
    * ds[n] = dy[n, 0]. Default false: ds[n] = sum_i dy[n, i].
    */
   legacy?: boolean;

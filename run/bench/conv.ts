@@ -17,15 +17,8 @@ import { describeGpu, type Gpu, sharedGpu } from "../../kernels/device.ts";
 import { createRegion } from "../../graph/tensor.ts";
 import { Rng } from "../../io/prng.ts";
 import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
-import {
-  type ConvGeometry,
-  convGeometry,
-  convMacs,
-  type ConvPath,
-  recordConvDgrad,
-  recordConvForward,
-  recordConvWgrad,
-} from "../../kernels/conv.ts";
+import { type ConvGeometry, convGeometry, convMacs } from "../../kernels/conv_geometry.ts";
+import { type ConvPath, recordConvDgrad, recordConvForward, recordConvWgrad } from "../../kernels/conv.ts";
 import { defaultTile, fmtTile, parseTile, recordGemm, type TileConfig } from "../../kernels/gemm.ts";
 
 /** Options of {@linkcode benchConv} and {@linkcode benchGemm}. */

@@ -3,7 +3,7 @@
  * accumulated in f64, so they share no indexing code with the GPU kernels.
  * @module
  */
-import type { ConvGeometry } from "../../kernels/conv.ts";
+import type { ConvGeometry } from "../../kernels/conv_geometry.ts";
 
 /** Visits every (image, out-channel, out-pixel, in-channel, tap) with its input coordinate. */
 function forEachTap(

@@ -1,0 +1,104 @@
+/**
+ * Per-kernel GPU time of a recorded program. With timestamp queries every dispatch runs in its
+ * own compute pass between two timestamps (the whole program in one submit per 2048
+ * dispatches); without them each dispatch is submitted alone and awaited, so its time then
+ * includes a submit's round trip. Times are summed per kernel label.
+ * @module
+ */
+import type { Gpu } from "../kernels/device.ts";
+import { type Dispatch, encodeDispatches } from "../kernels/kernel.ts";
+
+/** GPU time of one kernel label, summed over its dispatches and the repeats. */
+export interface KernelTime {
+  /** "layer: kernel label". */
+  label: string;
+  ms: number;
+  /** Dispatches with this label (times repeats). */
+  count: number;
+}
+
+/** Query pairs per query set. */
+const CHUNK = 2048;
+
+/** Times every dispatch of `list` `repeats` times; slowest label first. */
+export async function profileDispatches(
+  gpu: Gpu,
+  list: readonly Dispatch[],
+  repeats = 1,
+): Promise<KernelTime[]> {
+  const device = gpu.device;
+  const by = new Map<string, { ms: number; count: number }>();
+  const add = (label: string, ms: number) => {
+    const e = by.get(label) ?? { ms: 0, count: 0 };
+    e.ms += ms;
+    e.count++;
+    by.set(label, e);
+  };
+  for (let r = 0; r < repeats; r++) {
+    if (!gpu.features.timestampQuery) {
+      for (const d of list) {
+        const t = performance.now();
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        encodeDispatches(pass, [d]);
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        add(d.label, performance.now() - t);
+      }
+      continue;
+    }
+    for (let c0 = 0; c0 < list.length; c0 += CHUNK) {
+      const part = list.slice(c0, c0 + CHUNK);
+      const qs = device.createQuerySet({ type: "timestamp", count: 2 * part.length });
+      const resolve = device.createBuffer({
+        size: 16 * part.length,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      const read = device.createBuffer({
+        size: 16 * part.length,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      const enc = device.createCommandEncoder();
+      part.forEach((d, k) => {
+        const pass = enc.beginComputePass({
+          timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
+        });
+        encodeDispatches(pass, [d]);
+        pass.end();
+      });
+      enc.resolveQuerySet(qs, 0, 2 * part.length, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * part.length);
+      device.queue.submit([enc.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const ts = new BigUint64Array(read.getMappedRange().slice(0));
+      read.unmap();
+      part.forEach((d, k) => add(d.label, Number(ts[2 * k + 1] - ts[2 * k]) / 1e6));
+      qs.destroy();
+      resolve.destroy();
+      read.destroy();
+    }
+  }
+  return [...by.entries()].map(([label, v]) => ({ label, ...v })).sort((a, b) => b.ms - a.ms);
+}
+
+/**
+ * The kernel family of a profile label: the first word of the kernel name after the layer,
+ * e.g. "hg1_up: dw_dgrad 8x64x16x16 ..." -> "dw_dgrad".
+ */
+export function kernelFamily(label: string): string {
+  return label.split(": ").slice(1).join(": ").split(" ")[0];
+}
+
+/** Milliseconds and dispatch counts per kernel family, largest first. */
+export function byFamily(times: readonly KernelTime[]): { family: string; ms: number; count: number }[] {
+  const by = new Map<string, { ms: number; count: number }>();
+  for (const t of times) {
+    const f = kernelFamily(t.label);
+    const e = by.get(f) ?? { ms: 0, count: 0 };
+    e.ms += t.ms;
+    e.count += t.count;
+    by.set(f, e);
+  }
+  return [...by.entries()].map(([family, v]) => ({ family, ...v })).sort((a, b) => b.ms - a.ms);
+}

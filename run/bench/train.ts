@@ -1,0 +1,190 @@
+/**
+ * The training-step benchmark: how long one step (forward, losses, backward, solver update) of a
+ * preset takes on real data, how many dispatches it records, what the JS side of a step costs,
+ * and where the GPU time goes by kernel family.
+ *
+ * Timing: a run submits several steps back to back and waits once, because waiting for the
+ * queue costs a fixed ~10 ms in Deno (completion is polled); steps per run are sized so a run
+ * lasts about a second, and the figure is the median over runs. The JS cost is the wall time of
+ * `net.step()` itself (hyper-parameter upload, encoding every dispatch, submit) with the queue
+ * idle: a submit made while an earlier one still runs waits for it (seen with llvmpipe), so a
+ * step's encoding overlaps the previous step's GPU work and its cost hides behind it as long as
+ * it is shorter.
+ * @module
+ */
+import type { Gpu } from "../../kernels/device.ts";
+import { Net } from "../../graph/net.ts";
+import { poseNetInputs, poseNetLayers } from "../../graph/models/pose_net.ts";
+import { RMSProp } from "../../graph/solver.ts";
+import { type RunConfig, stageNetConfig } from "../config.ts";
+import { setBatch } from "../batch.ts";
+import { byFamily } from "../../graph/profile.ts";
+import { type Batch, createPipeline } from "../../stages/pipeline.ts";
+
+/** A preset to time, with an optional input-size override: "tiny", "tiny@64", "small". */
+export interface PresetSpec {
+  preset: string;
+  input?: number;
+}
+
+/** Parses "name" or "name@input". */
+export function parsePresetSpec(s: string): PresetSpec {
+  const m = /^([a-z0-9_-]+)(?:@(\d+))?$/i.exec(s.trim());
+  if (!m) throw new Error(`preset "${s}": expected NAME or NAME@INPUT, e.g. tiny@64`);
+  return m[2] ? { preset: m[1], input: Number(m[2]) } : { preset: m[1] };
+}
+
+/** Names a spec as the bench reports it: "tiny@32". */
+export function specName(preset: string, input: number): string {
+  return `${preset}@${input}`;
+}
+
+/** One kernel family's part of a profiled step. */
+export interface FamilyShare {
+  /** Summed GPU time of the family's dispatches in one profiled step. */
+  ms: number;
+  /** Fraction of the profiled step's GPU time. */
+  share: number;
+  dispatches: number;
+}
+
+/** Result of {@linkcode benchTrainStep}. */
+export interface TrainStepResult {
+  preset: string;
+  /** "preset@input". */
+  name: string;
+  inputSize: number;
+  d2: number;
+  batch: number;
+  paramsM: number;
+  dispatchesPerStep: number;
+  gpuMiB: number;
+  /** Median wall time per step (ms) over the timed runs. */
+  msPerStep: number;
+  minMsPerStep: number;
+  samplesPerSec: number;
+  /** Median wall time of the JS call that records and submits one step, with the queue idle. */
+  encodeMsPerStep: number;
+  runs: number;
+  stepsPerRun: number;
+  /** GPU time per kernel family in one profiled step (each dispatch timed alone), largest first. */
+  families: Record<string, FamilyShare>;
+  /** Sum of the profiled dispatch times. */
+  profiledMs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** One training batch from the dataset at the given input size. */
+export async function oneBatch(data: string, inputSize: number, batch: number): Promise<Batch> {
+  const pipe = createPipeline(data, {
+    source: "train",
+    batchSize: batch,
+    inputSize,
+    augment: true,
+    workers: 1,
+    seed: 3,
+  });
+  try {
+    for await (const b of pipe) return b;
+  } finally {
+    await pipe.close();
+  }
+  throw new Error(`bench: no training batch could be read from ${data}`);
+}
+
+/** Options of {@linkcode benchTrainStep}. */
+export interface TrainBenchOptions {
+  /** Fewer and shorter runs (a smoke test). */
+  quick?: boolean;
+  /** Timed runs (default 5, 2 when quick). */
+  runs?: number;
+  /** Target wall time of one timed run in ms (default 1000, 200 when quick). */
+  runMs?: number;
+  /** Profile one step per kernel family (default true). */
+  profile?: boolean;
+}
+
+/** Times the training step of `run`'s first stage on one real batch, repeated. */
+export async function benchTrainStep(
+  gpu: Gpu,
+  run: RunConfig,
+  opts: TrainBenchOptions = {},
+): Promise<TrainStepResult> {
+  const d2 = run.schedule[0].d2;
+  const cfg = stageNetConfig(run, d2);
+  const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
+    solver: new RMSProp({ baseLr: run.solver.baseLr }),
+  });
+  try {
+    setBatch(net, await oneBatch(run.data, cfg.model.inputSize, cfg.batch));
+    // Warm-up: compile every pipeline, first-touch every buffer; the second step is timed alone.
+    net.step();
+    await net.sync();
+    const t0 = performance.now();
+    net.step();
+    await net.sync();
+    const once = performance.now() - t0;
+    const runs = opts.runs ?? (opts.quick ? 2 : 5);
+    const runMs = opts.runMs ?? (opts.quick ? 200 : 1000);
+    const steps = Math.max(1, Math.min(100, Math.round(runMs / Math.max(once, 1))));
+    const times: number[] = [], encode: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t = performance.now();
+      for (let i = 0; i < steps; i++) net.step();
+      await net.sync();
+      times.push((performance.now() - t) / steps);
+      // The JS side alone: with the queue idle, submit does not wait for an earlier step.
+      const e = performance.now();
+      net.step();
+      encode.push(performance.now() - e);
+      await net.sync();
+    }
+    const ms = median(times);
+    const families: Record<string, FamilyShare> = {};
+    let profiledMs = 0;
+    if (opts.profile ?? true) {
+      const fam = byFamily(await net.profile("train"));
+      profiledMs = fam.reduce((s, f) => s + f.ms, 0);
+      for (const f of fam) {
+        families[f.family] = {
+          ms: +f.ms.toFixed(2),
+          share: +(f.ms / profiledMs).toFixed(4),
+          dispatches: f.count,
+        };
+      }
+    }
+    await net.readScalars();
+    return {
+      preset: run.preset,
+      name: specName(run.preset, cfg.model.inputSize),
+      inputSize: cfg.model.inputSize,
+      d2,
+      batch: cfg.batch,
+      paramsM: +(net.paramCount() / 1e6).toFixed(4),
+      dispatchesPerStep: net.dispatchCount(),
+      gpuMiB: +(net.gpuBytes / 2 ** 20).toFixed(1),
+      msPerStep: +ms.toFixed(2),
+      minMsPerStep: +Math.min(...times).toFixed(2),
+      samplesPerSec: +((cfg.batch * 1000) / ms).toFixed(2),
+      encodeMsPerStep: +median(encode).toFixed(3),
+      runs,
+      stepsPerRun: steps,
+      families,
+      profiledMs: +profiledMs.toFixed(2),
+    };
+  } finally {
+    net.destroy();
+  }
+}
+
+/** One line per family, e.g. "conv_wgrad 41% (12 dispatches)". */
+export function describeFamilies(r: TrainStepResult, top = 6): string {
+  return Object.entries(r.families).slice(0, top).map(([k, f]) =>
+    `${k} ${(100 * f.share).toFixed(0)}% (${f.dispatches})`
+  ).join(", ");
+}
