@@ -4,6 +4,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import type { Shape } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { loadCheckpoint, saveWeights } from "../graph/checkpoint.ts";
+import { readSafetensors, readSafetensorsHeader } from "../graph/safetensors.ts";
 import type { NamedTensor } from "../graph/safetensors.ts";
 import { type HourglassConfig, hourglassLayers } from "../graph/models/hourglass.ts";
 import { modelConfig } from "../graph/models/presets.ts";
@@ -15,7 +16,9 @@ import {
   encodeCaffeModel,
   readCaffeModel,
 } from "../io/caffe_model.ts";
-import { convertSeedWeights, hourglassParams, seedCaffeLayers } from "../run/caffe_import.ts";
+import { parseRunConfig } from "../run/config.ts";
+import { convertSeedWeights, hourglassParams, legacyFromList, seedCaffeLayers } from "../run/caffe_import.ts";
+import { randomSeedTensors, seedPrototxtPath } from "./seed_caffemodel.ts";
 import { assertClose } from "./gradcheck.ts";
 
 /** A small network of the seed's structure: two stacks, one hourglass sub-level, one module per branch. */
@@ -206,6 +209,120 @@ Deno.test("caffe import: a caffemodel of known values round-trips into a checkpo
           what: `${blobs.heatmaps[i]} (globalStats ${globalStats})`,
         });
       });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function importCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../tasks/import.ts", import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await cmd.output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+Deno.test("deno task import: a seed-sized d16 caffemodel becomes a run folder; bad input is a clear error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const prototxt = seedPrototxtPath("test_d16_rand");
+    const tensors = randomSeedTensors(16, 5);
+    const bytes = encodeCaffeModel({
+      name: "h36mc2f3dhm",
+      layers: seedCaffeLayers(modelConfig("seed", { d2: 16 }), tensors),
+    });
+    const file = join(dir, "net_iter_560000.caffemodel");
+    await Deno.writeFile(file, bytes);
+    const out = join(dir, "run");
+    const ok = await importCli([
+      "--caffemodel",
+      file,
+      "--prototxt",
+      prototxt,
+      "--out",
+      out,
+      "--legacy",
+      "depth-bounds,heatmaps",
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(
+      ok.stderr,
+      /299 convolutions, 8 deconvolutions, 229 BatchNorm \+ 229 Scale layers match the seed preset at d2 = 16/,
+    );
+    const cfg = parseRunConfig(await Deno.readTextFile(join(out, "config.json")), "config.json");
+    assert.equal(cfg.preset, "seed");
+    assert.equal(cfg.model.d2, 16);
+    assert.equal(cfg.batch, 3);
+    assert.deepEqual(cfg.legacy, legacyFromList("heatmaps,depth-bounds"));
+    const weights = join(out, "checkpoints", "net_iter_560000.safetensors");
+    const header = await readSafetensorsHeader(weights);
+    assert.equal(header.metadata.iter, "560000");
+    assert.equal(header.tensors.size, tensors.size);
+    const saved = await readSafetensors(weights);
+    for (
+      const k of [
+        "conv_1.weight",
+        "hg2_sub_inner_inner_up.weight",
+        "conv_5_d16.weight",
+        "hg1_post_proj_bn.bias",
+      ]
+    ) {
+      assert.deepEqual(saved.tensors.get(k)!.data, tensors.get(k)!.data, k);
+    }
+    assertClose(
+      saved.tensors.get("hg1_skip2_a_bn1.running_var")!.data,
+      tensors.get("hg1_skip2_a_bn1.running_var")!.data,
+      {
+        atol: 0,
+        rtol: 3e-7,
+      },
+    );
+
+    // The same run again needs --force.
+    const again = await importCli(["--caffemodel", file, "--prototxt", prototxt, "--out", out]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /config\.json exists; pick another --out or pass --force/);
+    // A truncated file, a file that is no caffemodel, the d16 model against the d64 net, an unknown d2, a positional.
+    const cut = join(dir, "cut.caffemodel");
+    await Deno.writeFile(cut, bytes.subarray(0, 5_000_000));
+    const bad: [string[], RegExp][] = [
+      [
+        ["--caffemodel", cut, "--prototxt", prototxt, "--out", join(dir, "a")],
+        /cut\.caffemodel: expected the layer's \d+ bytes, got \d+ before the end of the file \(truncated file\?\) at byte \d+ in layer #\d+ "hourglass1_/,
+      ],
+      [
+        ["--caffemodel", prototxt, "--prototxt", prototxt, "--out", join(dir, "b")],
+        /test_d16_rand\.prototxt\.gz: expected /,
+      ],
+      [
+        [
+          "--caffemodel",
+          file,
+          "--prototxt",
+          seedPrototxtPath("test_d64_statsfalse"),
+          "--out",
+          join(dir, "c"),
+        ],
+        /does not hold the seed network at d2 = 64:\n {2}no layer "conv_5_d64" \(Convolution with weights \[1024, 256, 1, 1\], bias \[1024\]; the preset's conv_5_d64\)/,
+      ],
+      [
+        ["--caffemodel", file, "--prototxt", prototxt, "--out", join(dir, "d"), "--d2", "32"],
+        /--d2 32, but .* defines conv_5_d16/,
+      ],
+      [
+        ["--caffemodel", file, "--prototxt", file, "--out", join(dir, "e")],
+        /expected a text prototxt, got binary data/,
+      ],
+      [["--prototxt", prototxt, "extra.caffemodel"], /unexpected argument "extra\.caffemodel".*--help/],
+    ];
+    for (const [args, re] of bad) {
+      const r = await importCli(args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, re);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
