@@ -172,6 +172,30 @@ export async function saveCheckpoint(
   return { prefix, weights: paths.weights, solverState: paths.solverState, iter: net.iter };
 }
 
+/**
+ * Writes the weights file of checkpoint `prefix` from named tensors, without a net: how imported
+ * weights (a Caffe model) become a checkpoint. No solver state is written, so the checkpoint
+ * evaluates and seeds a new run (`--from`) but cannot be resumed. `metadata` adds string entries
+ * (e.g. where the weights came from) next to the usual format, net, iteration and id.
+ */
+export async function saveWeights(
+  prefix: string,
+  tensors: Iterable<[string, NamedTensor]>,
+  opts: { net: string; iter: number; metadata?: Record<string, string> },
+): Promise<string> {
+  const path = checkpointPaths(toPrefix(prefix)).weights;
+  await writeSafetensors(path, tensors, {
+    metadata: {
+      ...opts.metadata,
+      format: WEIGHTS_FORMAT,
+      net: opts.net,
+      iter: String(opts.iter),
+      checkpoint_id: crypto.randomUUID(),
+    },
+  });
+  return path;
+}
+
 /** Options for {@linkcode loadCheckpoint}. */
 export interface LoadOptions {
   /** Demand identical tensor names and shapes (default true). False: copy what matches, re-initialise the rest. */
