@@ -181,7 +181,7 @@ export async function saveCheckpoint(
 export async function saveWeights(
   prefix: string,
   tensors: Iterable<[string, NamedTensor]>,
-  opts: { net: string; iter: number; metadata?: Record<string, string> },
+  opts: { net: string; iter: number; metadata?: Record<string, string>; meta?: Record<string, unknown> },
 ): Promise<string> {
   const path = checkpointPaths(toPrefix(prefix)).weights;
   await writeSafetensors(path, tensors, {
@@ -191,6 +191,7 @@ export async function saveWeights(
       net: opts.net,
       iter: String(opts.iter),
       checkpoint_id: crypto.randomUUID(),
+      meta: JSON.stringify(opts.meta ?? {}),
     },
   });
   return path;

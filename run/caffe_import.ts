@@ -31,7 +31,7 @@ import { Eltwise } from "../graph/layers/eltwise.ts";
 import { Concat } from "../graph/layers/concat_slice.ts";
 import { MaxPool } from "../graph/layers/pool.ts";
 import { type HourglassConfig, hourglassLayers } from "../graph/models/hourglass.ts";
-import { modelConfig } from "../graph/models/presets.ts";
+import { modelConfig } from "./presets.ts";
 import { saveWeights } from "../graph/checkpoint.ts";
 import type { NamedTensor } from "../graph/safetensors.ts";
 import {
@@ -49,7 +49,7 @@ import {
   readCaffeModel,
   V1_TYPE_NAMES,
 } from "../io/caffe_model.ts";
-import type { RunConfig } from "./config.ts";
+import { type RunConfig, runConfig } from "./config.ts";
 
 /** The depths d2 of the seed's published and intermediate networks. */
 export const SEED_DEPTHS = [2, 4, 8, 16, 32, 64] as const;
@@ -718,70 +718,24 @@ export function seedCaffeLayers(
 // ---------------------------------------------------------------------------------------------
 // Run folders
 
-/** The seed's legacy switches, by their command-line names. */
-export const LEGACY_NAMES = [
-  "heatmaps",
-  "depth-bounds",
-  "crop-as-bbx",
-  "softmax",
-  "augment",
-  "unswapped-depth",
-] as const;
-
-/** Legacy flags from a comma list of {@linkcode LEGACY_NAMES}, "all" or "none"; errors name the option. */
-export function legacyFromList(list: string, option = "--legacy"): RunConfig["legacy"] {
-  const items = list.split(",").map((x) => x.trim()).filter(Boolean);
-  for (const l of items) {
-    if (l !== "all" && l !== "none" && !(LEGACY_NAMES as readonly string[]).includes(l)) {
-      throw new Error(
-        `${option}: unknown "${l}"; expected a comma list of ${LEGACY_NAMES.join(", ")}, all or none`,
-      );
-    }
-  }
-  const has = (l: string) => items.includes("all") || items.includes(l);
-  return {
-    heatmaps: has("heatmaps"),
-    depthBounds: has("depth-bounds"),
-    cropAsBbx: has("crop-as-bbx"),
-    softmax: has("softmax"),
-    augment: has("augment"),
-    unswappedDepth: has("unswapped-depth"),
-  };
-}
-
 /** The run configuration of the seed's network at `d2`, with the seed's training and test settings. */
 export function seedRunConfig(
   d2: number,
   opts: { data: string; iter: number; legacy?: RunConfig["legacy"]; workers?: number },
 ): RunConfig {
-  return {
-    format: "volpose-run/1",
+  return runConfig("seed", {
     data: opts.data,
-    preset: "seed",
-    model: modelConfig("seed", { d2 }),
-    schedule: [{ d2, iters: opts.iter }],
-    batch: 3,
+    model: { d2 },
+    schedule: [d2],
+    // The schedule the checkpoint has trained (at least one iteration, so the configuration stays valid).
+    iters: Math.max(1, opts.iter),
+    // d64 drops the rate to 5e-6 at 650k iterations; the earlier stages keep it fixed (SEED_SPEC §6).
     solver: {
-      type: "rmsprop",
-      baseLr: 2.5e-5,
-      // d64 drops the rate to 5e-6 at 650k iterations; the earlier stages keep it fixed (SEED_SPEC §6).
       policy: d2 === 64 ? { type: "multistep", gamma: 0.2, stepvalues: [650000] } : { type: "fixed" },
-      weightDecay: 0,
     },
-    losses: { heatmap2d: 1, heatmap3d: "seed", integral: 0, integralNorm: "l1", smoothL1: 0, js: 0 },
-    softmaxScale: 50,
-    legacy: opts.legacy ?? legacyFromList("none"),
-    channelOrder: "bgr",
-    seed: 1,
-    workers: opts.workers ?? navigator.hardwareConcurrency,
-    display: 10,
-    snapshot: 10000,
-    evalEvery: 0,
-    evalSamples: 240,
-    flipProb: 0.5,
-    maxRotateDeg: 40,
-    scaleRange: [0.7, 1.3],
-  };
+    legacy: opts.legacy,
+    workers: opts.workers,
+  });
 }
 
 /** Options of {@linkcode importSeedModel}. */
@@ -895,6 +849,7 @@ export async function importSeedModel(opts: ImportOptions): Promise<ImportResult
     net: `seed-d${d2}`,
     iter,
     metadata: { source: basename(opts.caffemodel), prototxt: basename(opts.prototxt) },
+    meta: { d2, reason: "import" },
   });
   const write = (performance.now() - t) / 1000;
   return {

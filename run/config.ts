@@ -47,6 +47,9 @@ export const LEGACY_SWITCHES = {
 /** A legacy switch's command-line name. */
 export type LegacyName = keyof typeof LEGACY_SWITCHES;
 
+/** Every legacy switch's command-line name. */
+export const LEGACY_NAMES = Object.keys(LEGACY_SWITCHES) as LegacyName[];
+
 /** Legacy flags from switch names ("all" turns every one on). */
 export function legacyFlags(names: readonly (LegacyName | "all")[]): RunLegacy {
   const out: RunLegacy = { ...CLEAN, augment: false, unswappedDepth: false };

@@ -36,7 +36,7 @@ export interface EvalOptions {
   checkpoint?: string;
   /** Dataset root; default: the run's. */
   data?: string;
-  /** Output folder; default <run>/eval-<subset>[-flip][-running][-iterN]. */
+  /** Output folder; default <run>/eval-<subset>[-flip][-running][-legacy][-iterN]. */
   out?: string;
   /** Default "random". */
   subset?: EvalSubset;
@@ -124,11 +124,14 @@ async function meanTrainingPose(root: string, cap: number): Promise<{ pose: Floa
   return { pose: sum.map((v) => v / n), count: n };
 }
 
-function subsetTag(o: { subset: EvalSubset; flip: boolean; stats: string; iter?: number }): string {
+function subsetTag(
+  o: { subset: EvalSubset; flip: boolean; stats: string; legacy: boolean; iter?: number },
+): string {
   return [
     o.subset,
     o.flip ? "flip" : "",
     o.stats === "running" ? "running" : "",
+    o.legacy ? "legacy" : "",
     o.iter !== undefined ? `iter${o.iter}` : "",
   ].filter(Boolean).join("-");
 }
@@ -143,6 +146,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
     if (x !== undefined) legacy[k as keyof RunLegacy] = x;
   }
   const cfg: RunConfig = { ...opened.config, legacy };
+  const asked = Object.values(opts.legacy ?? {}).some(Boolean);
   const ckpt = await resolveCheckpoint(opened.dir, opts.checkpoint);
   const d2 = await checkpointDepth(ckpt.prefix, cfg);
   const root = resolve(opts.data ?? cfg.data);
@@ -164,7 +168,9 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
     opts.out ??
       join(
         opened.dir,
-        `eval-${subsetTag({ subset, flip, stats, iter: opts.checkpoint ? ckpt.iter : undefined })}`,
+        `eval-${
+          subsetTag({ subset, flip, stats, legacy: asked, iter: opts.checkpoint ? ckpt.iter : undefined })
+        }`,
       ),
   );
   const { ids, count } = await subsetIds(root, {

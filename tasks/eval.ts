@@ -15,7 +15,7 @@ import {
   UsageError,
 } from "../io/cli.ts";
 import { formatReportJson, formatReportTable } from "../io/report.ts";
-import { LEGACY_SWITCHES, legacyFlags, type LegacyName } from "../run/config.ts";
+import { LEGACY_NAMES, legacyFlags } from "../run/config.ts";
 import { DEFAULT_EVAL_SUBSET, evaluate } from "../run/evaluate.ts";
 import { exists } from "../run/run_dir.ts";
 
@@ -27,8 +27,6 @@ export const OPTIONS: OptionTable = optionTable({
   `,
   flags: "full flip json quiet",
 });
-
-const LEGACY_NAMES = Object.keys(LEGACY_SWITCHES) as LegacyName[];
 
 /** The text of `deno task eval --help`. */
 export const HELP = `volpose eval: evaluate a trained run on the test split

@@ -4,10 +4,27 @@
  * in run/caffe_import.ts; this file only reads the command line.
  * @module
  */
-import { parseArgs } from "node:util";
-import { checkSeedPrototxt, importSeedModel, LEGACY_NAMES, legacyFromList } from "../run/caffe_import.ts";
+import {
+  int,
+  nameList,
+  type OptionTable,
+  optionTable,
+  parseCommandLine,
+  runTask,
+  str,
+  UsageError,
+} from "../io/cli.ts";
+import { LEGACY_NAMES, legacyFlags } from "../run/config.ts";
+import { checkSeedPrototxt, importSeedModel } from "../run/caffe_import.ts";
 
-const HELP = `volpose import: a volpose run from one of the seed's caffemodels
+/** Options of `deno task import`. */
+export const OPTIONS: OptionTable = optionTable({
+  values: "caffemodel prototxt out d2 iter data legacy",
+  flags: "check force",
+});
+
+/** The text of `deno task import --help`. */
+export const HELP = `volpose import: a volpose run from one of the seed's caffemodels
 
 Usage: deno task import --caffemodel FILE --prototxt FILE --out DIR [options]
        deno task import --prototxt FILE --check
@@ -26,76 +43,43 @@ DIR/checkpoints/net_iter_<N>.safetensors. Evaluate with: deno task eval --run DI
   --iter N            iteration of the checkpoint (default: from the file name net_iter_N, else 0)
   --data DIR          dataset root recorded in config.json (default h36m; eval --data overrides it)
   --legacy LIST       legacy switches recorded in config.json (default none): a comma list of
-                      ${LEGACY_NAMES.join(", ")}, all or none
+                      ${LEGACY_NAMES.join(", ")}, all
   --check             only check the prototxt against the preset (no --caffemodel or --out)
   --force             overwrite an existing config.json and checkpoint in DIR
   -h, --help
 `;
 
-function intArg(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < 0) throw new Error(`--${name}: expected an integer >= 0, got "${v}"`);
-  return x;
-}
-
-/** The command line; parseArgs' own errors (an unknown option, a missing value) point to --help. */
-function parseCommandLine(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      options: {
-        caffemodel: { type: "string" },
-        prototxt: { type: "string" },
-        out: { type: "string" },
-        d2: { type: "string" },
-        iter: { type: "string" },
-        data: { type: "string" },
-        legacy: { type: "string" },
-        check: { type: "boolean" },
-        force: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new Error(`${(e as Error).message} (see --help)`);
-  }
-}
-
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args);
-  if (values.help) {
+  const v = parseCommandLine("import", Deno.args, OPTIONS);
+  if (v.help) {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length) {
-    throw new Error(`unexpected argument "${positionals[0]}"; every input is an option (see --help)`);
-  }
-  if (!values.prototxt) throw new Error("--prototxt FILE is required (see --help)");
-  const d2 = intArg(values.d2, "d2");
-  if (values.check) {
-    const { d2: D, report } = await checkSeedPrototxt(values.prototxt, { d2 });
+  const prototxt = str(v, "prototxt"), caffemodel = str(v, "caffemodel"), out = str(v, "out");
+  if (!prototxt) throw new UsageError("--prototxt FILE is required");
+  const d2 = int(v, "d2", 1);
+  const legacy = nameList(v, "legacy", [...LEGACY_NAMES, "all"] as const);
+  if (v.check) {
+    const { d2: D, report } = await checkSeedPrototxt(prototxt, { d2 });
     const c = report.counts;
     console.log(
-      `${values.prototxt}: ${c.convolutions} convolutions, ${c.deconvolutions} deconvolutions, ` +
+      `${prototxt}: ${c.convolutions} convolutions, ${c.deconvolutions} deconvolutions, ` +
         `${c.batchNorms} BatchNorm + ${c.scales} Scale layers map one to one onto the seed preset at d2 = ${D}`,
     );
     return 0;
   }
-  if (!values.caffemodel) throw new Error("--caffemodel FILE is required (see --help)");
-  if (!values.out) throw new Error("--out DIR is required (see --help)");
+  if (!caffemodel) throw new UsageError("--caffemodel FILE is required");
+  if (!out) throw new UsageError("--out DIR is required");
   const t0 = performance.now();
   const r = await importSeedModel({
-    caffemodel: values.caffemodel,
-    prototxt: values.prototxt,
-    out: values.out,
+    caffemodel,
+    prototxt,
+    out,
     d2,
-    iter: intArg(values.iter, "iter"),
-    data: values.data,
-    legacy: values.legacy === undefined ? undefined : legacyFromList(values.legacy),
-    force: values.force,
+    iter: int(v, "iter", 0),
+    data: str(v, "data"),
+    legacy: legacy ? legacyFlags(legacy) : undefined,
+    force: v.force === true,
   });
   const c = r.structure.counts, s = r.seconds;
   console.error(
@@ -114,15 +98,8 @@ async function main(): Promise<number> {
       } s, write ${s.write.toFixed(1)} s)`,
   );
   console.log(`wrote ${r.config}\nwrote ${r.checkpoint} (iteration ${r.iter})`);
-  console.log(`evaluate with: deno task eval --run ${values.out} --data <dataset root>`);
+  console.log(`evaluate with: deno task eval --run ${out} --data <dataset root>`);
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`import: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("import", main);

@@ -25,13 +25,7 @@ import {
   UsageError,
   type Values,
 } from "../io/cli.ts";
-import {
-  LEGACY_SWITCHES,
-  legacyFlags,
-  type PolicyChoice,
-  runConfig,
-  type RunOverrides,
-} from "../run/config.ts";
+import { LEGACY_NAMES, legacyFlags, type PolicyChoice, runConfig, type RunOverrides } from "../run/config.ts";
 import { PRESETS } from "../run/presets.ts";
 import { openRun, RUNS_ROOT } from "../run/run_dir.ts";
 import { train } from "../run/train.ts";
@@ -50,8 +44,6 @@ export const OPTIONS: OptionTable = optionTable({
 
 /** Options a resumed run takes: they change how it runs now, not what it computes. */
 const RESUME_OPTIONS = ["resume", "run", "time-budget", "workers", "quiet"];
-
-const LEGACY_NAMES = Object.keys(LEGACY_SWITCHES);
 
 /** The text of `deno task train --help`. */
 export const HELP = `volpose train: train the coarse-to-fine volumetric pose network

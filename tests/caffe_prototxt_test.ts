@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { inPhase, parseCaffeNet, parsePrototxt, PrototxtMessage } from "../io/caffe_prototxt.ts";
-import { modelConfig } from "../graph/models/presets.ts";
+import { modelConfig } from "../run/presets.ts";
 import { checkSeedStructure, readPrototxtText, seedDepth, seedLayerNames } from "../run/caffe_import.ts";
 import { seedPrototxtPath } from "./seed_caffemodel.ts";
 

@@ -16,6 +16,7 @@ import * as evalTask from "../tasks/eval.ts";
 import * as synthTask from "../tasks/synth.ts";
 import * as inspectTask from "../tasks/inspect.ts";
 import * as benchTask from "../tasks/bench.ts";
+import * as importTask from "../tasks/import.ts";
 
 const TASKS: Record<string, { OPTIONS: OptionTable; HELP: string }> = {
   train: trainTask,
@@ -23,6 +24,7 @@ const TASKS: Record<string, { OPTIONS: OptionTable; HELP: string }> = {
   synth: synthTask,
   inspect: inspectTask,
   bench: benchTask,
+  import: importTask,
 };
 
 /** Runs a task file as `deno task NAME` would, in `cwd`. */

@@ -174,6 +174,22 @@ Deno.test("eval: report, per-action and per-joint rows, baseline, pictures, dump
       /--dump: no blob "nope"; available: .*pred_3d_int/,
     );
 
+    // A legacy switch over the run's own: the seed's depth-decoding bounds change the decoded depth, so the
+    // same samples score differently; the report and the default output folder say so.
+    const legacy = await evaluate({
+      run: runDir,
+      legacy: { depthBounds: true },
+      workers: 0,
+      gpu,
+      progress: false,
+      log: () => {},
+    });
+    assert.equal(legacy.outDir, join(runDir, "eval-random-legacy"));
+    assert.equal(legacy.report.meta.legacy.depthBounds, true);
+    assert.equal(legacy.report.meta.legacy.heatmaps, false);
+    assert.equal(legacy.report.overall.n, json.overall.n);
+    assert.notEqual(legacy.report.overall.integral.mpjpe_rel, json.overall.integral.mpjpe_rel);
+
     // Flip test on the Protocol-2 list with running statistics; the last short batch is padded.
     const p2 = await readIdList(join(data, "index_range", "Protocol2", "all_id.txt"));
     const flip = await evaluate({

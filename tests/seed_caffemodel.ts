@@ -8,8 +8,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { modelConfig } from "../graph/models/presets.ts";
-import { Rng } from "../graph/prng.ts";
+import { modelConfig } from "../run/presets.ts";
+import { Rng } from "../io/prng.ts";
 import type { NamedTensor } from "../graph/safetensors.ts";
 import { encodeCaffeModel } from "../io/caffe_model.ts";
 import { hourglassParams, seedCaffeLayers } from "../run/caffe_import.ts";
