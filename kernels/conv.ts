@@ -43,7 +43,13 @@ import {
 } from "./gemm.ts";
 import { type ConvGeometry, type Epilogue, isDepthwise, isPointwise, shapeLabel } from "./conv_geometry.ts";
 import { recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
-import { recordDirectDgrad, recordDirectForward, recordDirectWgrad } from "./conv_direct.ts";
+import {
+  directFits,
+  directWgradWorkspaceFloats,
+  recordDirectDgrad,
+  recordDirectForward,
+  recordDirectWgrad,
+} from "./conv_direct.ts";
 
 /** A tensor binding that is read as vec4 when `vec` (scalar reads then go through a component). */
 function tensor(name: string, access: Binding["access"], vec: boolean): {
@@ -370,6 +376,8 @@ export function wgradWorkspaceFloats(
     const s = wgradSplit(g, pickTile(wgradDims(g), base), fallback);
     if (s > 1) most = Math.max(most, s * (groups ?? 1) * M * (N + (opts.bias ? 1 : 0)));
   }
+  // The direct kernels of CPU adapters (never chosen when a tile is forced).
+  if (!opts.tile && directFits(g, "wgrad")) most = Math.max(most, directWgradWorkspaceFloats(g, !!opts.bias));
   return most;
 }
 
