@@ -95,106 +95,152 @@ export interface SweepShape {
   flip: boolean;
 }
 
-/** Register block of a sweep: TM output channels x TN output columns per invocation. */
-export function sweepBlock(s: Pick<SweepShape, "oCount" | "wout">): { tm: number; tn: number } {
-  return { tm: divisorAtMost(s.oCount, 16), tn: divisorAtMost(s.wout, 8) };
+/**
+ * Register block of a sweep: TM output channels x TR output rows x TN output columns per
+ * invocation (TR > 1 only on narrow outputs, so each weight still feeds ~8 outputs), and the
+ * workgroup size: the invocations rounded up to a SIMD chunk of 8, at most SWEEP_WG.
+ */
+export function sweepBlock(
+  s: Pick<SweepShape, "n" | "oCount" | "hout" | "wout" | "kh" | "kw">,
+): { tm: number; tr: number; tn: number; lanes: number; wg: number } {
+  // 16 channels: 32 ran 15-20% faster on 1x1 kernels with 64-256 outputs but took LLVM ~4x as
+  // long to compile (2.4 s a kernel), and on 3x3 kernels it spills and runs slower.
+  const tm = divisorAtMost(s.oCount, 16);
+  const tn = divisorAtMost(s.wout, 8);
+  const tr = divisorAtMost(s.hout, Math.max(1, Math.floor(8 / tn)));
+  const lanes = s.n * (s.hout / tr) * (s.wout / tn);
+  return { tm, tr, tn, lanes, wg: fitWorkgroup(lanes) };
 }
 
 /** Invocations per workgroup of the direct kernels: a few SIMD chunks each, many workgroups to share. */
 const SWEEP_WG = 32;
 
+/** A workgroup size for `lanes` invocations: a power of two from 8 (one SIMD chunk) to SWEEP_WG. */
+function fitWorkgroup(lanes: number): number {
+  return Math.min(SWEEP_WG, Math.max(8, 2 ** Math.ceil(Math.log2(lanes))));
+}
+
 /** The sweep kernel. Bindings: in, w (uniform window), [bias], out. */
 export function directSweepKernel(
   s: SweepShape,
-  opts: { bias?: boolean; accumulate?: boolean; label: string },
+  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean },
 ): DirectKernel {
-  const { tm: TM, tn: TN } = sweepBlock(s);
-  const OXB = s.wout / TN;
-  const lanes = s.n * s.hout * OXB;
-  const R = (TN - 1) * s.sw + s.kw; // input columns one output-row block reads per kernel row
+  const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
+  if (opts.vec4 && !sweepVec4(s)) {
+    throw new RangeError(`sweep ${opts.label}: vec4 loads need an unpadded 1x1 kernel`);
+  }
+  const OXB = s.wout / TN, OYB = s.hout / TR;
+  const R = (TN - 1) * s.sw + s.kw; // input columns a block reads per input row
   const HW = s.hin * s.win;
   const padY = s.ph > 0 || (s.hout - 1) * s.sh + s.kh - s.ph > s.hin;
   const padX = s.pw > 0 || (s.wout - 1) * s.sw + s.kw - s.pw > s.win;
-  const J = Array.from({ length: TM }, (_, j) => j), Tn = Array.from({ length: TN }, (_, t) => t);
-  const tap = (ky: number, kx: number) => s.flip ? (s.kh - 1 - ky) * s.kw + (s.kw - 1 - kx) : ky * s.kw + kx;
-  // Per-invocation geometry, computed once outside the channel loop: for each kernel row ky and
-  // input column u of the block, the offset within a channel plane (clamped into it) and
-  // whether it lies inside the image.
+  const J = Array.from({ length: TM }, (_, j) => j);
+  const Tr = Array.from({ length: TR }, (_, r) => r), Tn = Array.from({ length: TN }, (_, t) => t);
+  const acc = (j: number, r: number, t: number) => `a${j}_${r}_${t}`;
+  // Per-invocation column geometry, computed once outside the loops: for each input column u of
+  // the block, its offset in a row (clamped into it) and whether it lies inside the image.
   const pre: string[] = [];
-  for (let ky = 0; ky < s.kh; ky++) {
-    pre.push(`  let iy${ky} = oy * ${u32(s.sh)} + ${u32(ky)} - ${u32(s.ph)};`);
-    if (padY) pre.push(`  let oky${ky} = iy${ky} < ${u32(s.hin)};`);
-  }
   for (let u = 0; u < R; u++) {
     pre.push(`  let ix${u} = ox0 * ${u32(s.sw)} + ${u32(u)} - ${u32(s.pw)};`);
-    if (padX) pre.push(`  let okx${u} = ix${u} < ${u32(s.win)};`);
+    if (padX) {
+      pre.push(`  let okx${u} = ix${u} < ${u32(s.win)};`);
+      pre.push(`  let cx${u} = select(0u, ix${u}, okx${u});`);
+    } else pre.push(`  let cx${u} = ix${u};`);
   }
-  for (let ky = 0; ky < s.kh; ky++) {
-    for (let u = 0; u < R; u++) {
-      const ok = [padY ? `oky${ky}` : "", padX ? `okx${u}` : ""].filter(Boolean);
-      if (ok.length) {
-        pre.push(`  let ok${ky}_${u} = ${ok.join(" && ")};`);
-        pre.push(
-          `  let at${ky}_${u} = select(0u, iy${ky} * ${u32(s.win)} + ix${u}, ok${ky}_${u});`,
-        );
-      } else pre.push(`  let at${ky}_${u} = iy${ky} * ${u32(s.win)} + ix${u};`);
-    }
-  }
-  // One block per kernel row (its R input values), one inner block per tap column.
+  // Per reduction channel and kernel row (a loop, not unrolled, which keeps LLVM's compile time
+  // down): the TR x R input values once, then per tap column the TM lane-shared weights once,
+  // each feeding TR x TN FMAs.
   let body = "";
-  for (let ky = 0; ky < s.kh; ky++) {
-    body += "    {\n";
-    for (let u = 0; u < R; u++) {
-      const load = `x[xc + at${ky}_${u}]`;
-      body += padY || padX
-        ? `      let v${u} = select(0.0, ${load}, ok${ky}_${u});\n`
-        : `      let v${u} = ${load};\n`;
-    }
-    for (let kx = 0; kx < s.kw; kx++) {
-      body += "      {\n";
-      for (const j of J) {
-        body += `        let w${j} = wt(wr${j} + ${u32(tap(ky, kx))});\n`;
-        for (const t of Tn) body += `        a${j}_${t} = fma(w${j}, v${t * s.sw + kx}, a${j}_${t});\n`;
+  for (const r of Tr) {
+    body += `      let iy${r} = oy0 * ${u32(s.sh)} + ${u32(r * s.sh)} + ky - ${u32(s.ph)};\n`;
+    if (padY) body += `      let oky${r} = iy${r} < ${u32(s.hin)};\n`;
+    body += `      let row${r} = xc + ${padY ? `select(0u, iy${r}, oky${r})` : `iy${r}`} * ${u32(s.win)};\n`;
+    if (opts.vec4) {
+      // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
+      for (let k = 0; k < R / 4; k++) {
+        body += `      let q${r}_${k} = x4[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
       }
-      body += "      }\n";
+      for (let u = 0; u < R; u++) body += `      let v${r}_${u} = q${r}_${u >> 2}[${u & 3}];\n`;
+      continue;
     }
-    body += "    }\n";
+    for (let u = 0; u < R; u++) {
+      const ok = [padY ? `oky${r}` : "", padX ? `okx${u}` : ""].filter(Boolean);
+      const load = `x[row${r} + cx${u}]`;
+      body += ok.length
+        ? `      let v${r}_${u} = select(0.0, ${load}, ${ok.join(" && ")});\n`
+        : `      let v${r}_${u} = ${load};\n`;
+    }
   }
+  // Tap (ky, kx) of the weights: row-major, or flipped for the input gradient.
+  body += s.flip
+    ? `      let tb = ${u32(s.kh * s.kw - 1)} - ky * ${u32(s.kw)};\n`
+    : `      let tb = ky * ${u32(s.kw)};\n`;
+  for (let kx = 0; kx < s.kw; kx++) {
+    body += "      {\n";
+    for (const j of J) {
+      body += `        let w${j} = wt(wr${j} + tb ${s.flip ? "-" : "+"} ${u32(kx)});\n`;
+      for (const r of Tr) {
+        for (const t of Tn) {
+          body += `        ${acc(j, r, t)} = fma(w${j}, v${r}_${t * s.sw + kx}, ${acc(j, r, t)});\n`;
+        }
+      }
+    }
+    body += "      }\n";
+  }
+  body = `    for (var ky = 0u; ky < ${u32(s.kh)}; ky++) {\n${body}    }\n`;
   const wFloats = weightWindowFloats(s);
   const stores = J.flatMap((j) =>
-    Tn.map((t) => {
-      const o = `out[ob + ${u32(j * s.hout * s.wout + t)}]`;
-      const v = opts.bias ? `a${j}_${t} + bias[oc + ${u32(j)}]` : `a${j}_${t}`;
-      return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
-    })
+    Tr.flatMap((r) =>
+      Tn.map((t) => {
+        const o = `out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
+        const v = opts.bias ? `${acc(j, r, t)} + bias[oc + ${u32(j)}]` : acc(j, r, t);
+        return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
+      })
+    )
   );
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+  const code = `${
+    opts.vec4
+      ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
+      : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
+  }
 ${uniformDecl(1, "w", wFloats, "wt")}
 ${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${SWEEP_WG})
+@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let q = min(gid.x, ${u32(lanes - 1)});
   let ox0 = (q % ${u32(OXB)}) * ${u32(TN)};
-  let oy = (q / ${u32(OXB)}) % ${u32(s.hout)};
-  let img = q / ${u32(OXB * s.hout)};
+  let oy0 = ((q / ${u32(OXB)}) % ${u32(OYB)}) * ${u32(TR)};
+  let img = q / ${u32(OXB * OYB)};
   let ol = wid.y * ${u32(TM)};
 ${J.map((j) => `  let wb${j} = (ol + ${u32(j)}) * ${u32(s.os)};`).join("\n")}
 ${pre.join("\n")}
-${J.flatMap((j) => Tn.map((t) => `  var a${j}_${t} = 0.0;`)).join("\n")}
+${J.flatMap((j) => Tr.flatMap((r) => Tn.map((t) => `  var ${acc(j, r, t)} = 0.0;`))).join("\n")}
   for (var r = 0u; r < ${u32(s.rCount)}; r++) {
     let xc = (img * ${u32(s.cin)} + ${u32(s.r0)} + r) * ${u32(HW)};
 ${J.map((j) => `    let wr${j} = wb${j} + r * ${u32(s.rs)};`).join("\n")}
 ${body}  }
   if (gid.x >= ${u32(lanes)}) { return; }
   let oc = ${u32(s.o0)} + ol;
-  let ob = ((img * ${u32(s.cout)} + oc) * ${u32(s.hout)} + oy) * ${u32(s.wout)} + ox0;
+  let ob = ((img * ${u32(s.cout)} + oc) * ${u32(s.hout)} + oy0) * ${u32(s.wout)} + ox0;
 ${stores.join("\n")}
 }`;
   return {
-    src: { label: `${opts.label} tm${TM} tn${TN}`, code },
-    groups: [Math.ceil(lanes / SWEEP_WG), s.oCount / TM, 1],
+    src: { label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}`, code },
+    groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
   };
+}
+
+/** Whether a sweep can read its input as vec4: an unpadded stride-1 1x1 kernel on rows of whole vec4s. */
+function sweepVec4(s: SweepShape): boolean {
+  const { tn } = sweepBlock(s);
+  return s.kh === 1 && s.kw === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0 && tn % 4 === 0 &&
+    s.win % 4 === 0;
+}
+
+/** True when a region can be bound as an array of vec4 (16-byte offset and size). */
+function vec4Region(r: Region): boolean {
+  return r.offset % 16 === 0 && r.size % 16 === 0;
 }
 
 /** Floats of the weight window a sweep reads. */
@@ -207,7 +253,7 @@ export function forwardSweeps(g: ConvGeometry): SweepShape[] {
   const CT = g.c * g.kh * g.kw;
   const per = Math.floor(UNIFORM_FLOATS / CT);
   if (per < 1) return [];
-  const { tm } = sweepBlock({ oCount: g.k, wout: g.ow });
+  const { tm } = sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw });
   const block = per >= g.k ? g.k : Math.max(tm, Math.floor(per / tm) * tm);
   if (block > per) return [];
   const out: SweepShape[] = [];
@@ -305,7 +351,8 @@ export function recordDirectForward(
     const label = `conv_fwd_direct ${shapeLabel(g)}${io.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}${
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
     }`;
-    const k = directSweepKernel(s, { bias: !!io.bias, accumulate: opts.accumulate, label });
+    const vec4 = sweepVec4(s) && vec4Region(io.x);
+    const k = directSweepKernel(s, { bias: !!io.bias, accumulate: opts.accumulate, label, vec4 });
     rec.dispatch(k.src, [io.x, w!, ...(io.bias ? [io.bias] : []), io.y], k.groups);
   }
   return true;
@@ -330,11 +377,15 @@ export function recordDirectDgrad(
     const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
       plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
     }`;
-    const k = directSweepKernel(s, { bias, accumulate: acc, label });
+    const vec4 = sweepVec4(s) && vec4Region(io.dy);
+    const k = directSweepKernel(s, { bias, accumulate: acc, label, vec4 });
     rec.dispatch(k.src, [io.dy, w!, ...(bias ? [io.bias!] : []), io.dx], k.groups);
   });
   return true;
 }
+
+/** Fewest workgroups a weight gradient runs as (see {@linkcode wgradPlan}). */
+const WGRAD_BLOCKS = 2;
 
 /**
  * How the weight gradient of `g` is cut: TM output channels and TC input channels per
@@ -351,10 +402,12 @@ export function wgradPlan(
   // Too few channels for a chunk (an RGB input): one invocation per (channel, kernel row).
   const rows = g.c / tc < 8 && g.kh > 1 ? 1 : g.kh;
   const lanes = (g.c / tc) * (g.kh / rows);
-  const wg = Math.min(SWEEP_WG, Math.max(8, 2 ** Math.ceil(Math.log2(lanes))));
-  // Enough workgroups for every core to get several, but each split keeps whole images.
+  const wg = fitWorkgroup(lanes);
+  // At least WGRAD_BLOCKS workgroups, splitting the images (whole ones) when the channel blocks
+  // are fewer. A fixed count rather than the machine's cores, so the summation order (and the
+  // result, bit for bit) does not depend on the machine; two matched eight on the tiny preset.
   const blocks = (g.k / tm) * Math.ceil(lanes / wg);
-  const splits = opts.split === false ? 1 : Math.max(1, Math.min(g.n, Math.ceil(8 / blocks)));
+  const splits = opts.split === false ? 1 : Math.max(1, Math.min(g.n, Math.ceil(WGRAD_BLOCKS / blocks)));
   const perSplit = Math.ceil(g.n / splits);
   return { tm, tc, rows, lanes, wg, splits: Math.ceil(g.n / perSplit), perSplit };
 }
@@ -551,7 +604,7 @@ export function recordDirectWgrad(
   const floats = directWgradWorkspaceFloats(g, bias);
   // Without room for the partials, one pass over all images.
   const split = floats > 0 && !!io.workspace && io.workspace.size >= floats * 4;
-  const vec4 = [io.dy, io.x].every((r) => r.offset % 16 === 0 && r.size % 16 === 0);
+  const vec4 = vec4Region(io.dy) && vec4Region(io.x);
   const k = directWgradKernel(g, { bias, split, vec4 });
   if (!split) {
     rec.dispatch(k.src, [io.dy, io.x, io.dw, ...(bias ? [io.db!] : [])], k.groups);

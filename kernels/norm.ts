@@ -17,7 +17,7 @@ import {
   type Region,
   u32,
 } from "./kernel.ts";
-import { workgroupFold } from "./reduce.ts";
+import { LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
 
 /**
  * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
@@ -86,21 +86,6 @@ fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: v
   if (c >= ${u32(s.channels)}) { return; }
   let lid = lidv.x;`;
 }
-
-/**
- * How a per-channel reduction is spread: "workgroups" gives each channel a workgroup that folds
- * with barriers (GPUs); "lanes" gives each channel one invocation that walks its values in order
- * with no barriers and no workgroup memory (CPU adapters, where a barrier switches coroutines and
- * a workgroup-memory access costs as much as a storage one). Default: "lanes" on CPU adapters.
- */
-export type ReduceLayout = "workgroups" | "lanes";
-
-function layoutFor(rec: Recorder, layout: ReduceLayout | undefined): ReduceLayout {
-  return layout ?? (rec.kernels.gpu.isFallback ? "lanes" : "workgroups");
-}
-
-/** Invocations per workgroup of the "lanes" kernels: one SIMD chunk, so channels spread over many workgroups. */
-const LANES_WG = 8;
 
 /**
  * WGSL walking every value of channel `c` in memory order (images, then positions), four at a
@@ -188,7 +173,7 @@ export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): voi
     return;
   }
   const run = o.stats.running;
-  if (layoutFor(rec, o.layout) === "lanes") return batchNormForwardLanes(rec, o);
+  if (reduceLayout(rec, o.layout) === "lanes") return batchNormForwardLanes(rec, o);
   const b = new Bind().read("x", o.x);
   // gamma/beta share the parameter buffer with the running statistics this kernel writes; WebGPU
   // forbids read-only and writable bindings of one buffer in a dispatch, so bind them writable.
@@ -305,7 +290,7 @@ export interface BatchNormBackwardOptions extends Affine {
 export function batchNormBackward(rec: Recorder, o: BatchNormBackwardOptions): void {
   const wg = widthFor(rec);
   if (!o.dx && !o.dgamma && !o.dbeta) return;
-  if (layoutFor(rec, o.layout) === "lanes") return batchNormBackwardLanes(rec, o);
+  if (reduceLayout(rec, o.layout) === "lanes") return batchNormBackwardLanes(rec, o);
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   const b = new Bind().read("x", o.x).read("dy", o.dy);
   const a = affineBindings(b, o);
