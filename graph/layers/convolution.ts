@@ -19,10 +19,8 @@ import type { Filler } from "../fillers.ts";
 import { type ConvGeometry, convGeometry } from "../../kernels/conv_geometry.ts";
 import {
   type ConvPath,
-  recordBiasGrad,
-  recordConvDgrad,
+  recordConvBackward,
   recordConvForward,
-  recordConvWgrad,
   wgradWorkspaceFloats,
 } from "../../kernels/conv.ts";
 import type { TileConfig } from "../../kernels/gemm.ts";
@@ -145,29 +143,17 @@ export class Convolution extends Layer {
   }
 
   override backward(c: BackwardContext): void {
-    const g = this.geometry;
-    const dy = c.topDiffs[0]!;
-    const tile = { tile: this.opts.tile, path: this.opts.path };
     const [dw, db] = c.paramDiffs;
-    if (dw) {
-      // The bias gradient rides along: it is the row sums of dy, which the wgrad GEMM stages anyway.
-      recordConvWgrad(c.rec, {
-        dy,
-        x: c.bottoms[0].region,
-        dw,
-        db: db ?? undefined,
-        workspace: c.workspace,
-        geometry: g,
-      }, tile);
-    } else if (db) {
-      recordBiasGrad(c.rec, { dy, db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
-    }
-    const dx = c.bottomDiffs[0];
-    if (dx) {
-      recordConvDgrad(c.rec, { dy, w: c.params[0].region, dx, geometry: g }, {
-        ...tile,
-        accumulate: c.accumulate[0],
-      });
-    }
+    // The bias gradient rides along with the weight gradient (row sums of dy) when both are wanted.
+    recordConvBackward(c.rec, {
+      dy: c.topDiffs[0]!,
+      x: c.bottoms[0].region,
+      w: c.params[0].region,
+      dw,
+      db,
+      dx: c.bottomDiffs[0],
+      workspace: c.workspace,
+      geometry: this.geometry,
+    }, { tile: this.opts.tile, path: this.opts.path, accumulate: c.accumulate[0] });
   }
 }
