@@ -46,7 +46,6 @@ import { recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
 import {
   directFits,
   directWgradWorkspaceFloats,
-  recordDirectBackward,
   recordDirectDgrad,
   recordDirectForward,
   recordDirectWgrad,
@@ -501,39 +500,6 @@ export function recordConvWgrad(
   rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
   const r = wgradReduceKernel(g, { splitK: S, bias });
   rec.dispatch(r.src, [ws, io.dw, ...(io.db ? [io.db] : [])], r.groups);
-}
-
-/**
- * Records a convolution's backward: dw and db (when given; db alone when dw is not wanted) and
- * dx (+)= the input gradient (when given). On CPU adapters the direct weight gradient and input
- * gradient share a dispatch where both can run directly; otherwise each records on its own.
- */
-export function recordConvBackward(
-  rec: Recorder,
-  io: {
-    dy: Region;
-    x: Region;
-    w: Region;
-    dw?: Region | null;
-    db?: Region | null;
-    dx?: Region | null;
-    workspace?: Region | null;
-    geometry: ConvGeometry;
-  },
-  opts: TileOptions & { accumulate?: boolean } = {},
-): void {
-  const g = io.geometry, path = opts.path ?? "auto";
-  const direct = path === "direct" || (path === "auto" && !opts.tile && rec.kernels.gpu.isFallback);
-  if (direct && io.dw && io.dx && !isDepthwise(g)) {
-    const both = { ...io, dw: io.dw, dx: io.dx, db: io.db ?? undefined };
-    if (recordDirectBackward(rec, both, { accumulate: opts.accumulate })) return;
-  }
-  if (io.dw) {
-    recordConvWgrad(rec, { ...io, dw: io.dw, db: io.db ?? undefined }, opts);
-  } else if (io.db) {
-    recordBiasGrad(rec, { dy: io.dy, db: io.db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
-  }
-  if (io.dx) recordConvDgrad(rec, { dy: io.dy, w: io.w, dx: io.dx, geometry: g }, opts);
 }
 
 /** Records db[k] = sum of dy over images and pixels of channel k (dy is [n, k, hw]). */

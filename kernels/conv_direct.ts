@@ -46,65 +46,6 @@ function divisorAtMost(n: number, most: number): number {
   return 1;
 }
 
-/**
- * One kernel as a part of a dispatch: its bindings (declarations without `@group/@binding`, names
- * prefixed so parts never clash), module-scope helpers, and a body run as
- * `fn NAME(gid: vec3u, wid: vec3u)` over a grid of `lanes` x `gy` x `gz` invocations. Independent
- * parts can share one dispatch ({@linkcode assemble}): each workgroup runs one part, chosen by
- * its index, and a branch every invocation of a workgroup takes the same way costs nothing on a
- * CPU adapter while a dispatch costs tens of microseconds.
- */
-export interface Part {
-  label: string;
-  bindings: { decl: string; region: Region }[];
-  helpers: string;
-  body: string;
-  /** Invocations along x, workgroups along y and z. */
-  lanes: number;
-  gy: number;
-  gz: number;
-  /** Preferred workgroup size (parts run with the smallest of a dispatch's). */
-  wg: number;
-}
-
-/** Records `parts` as one dispatch. */
-export function recordParts(rec: Recorder, parts: readonly Part[]): void {
-  const k = assemble(parts);
-  rec.dispatch(k.src, parts.flatMap((p) => p.bindings.map((b) => b.region)), k.groups);
-}
-
-/** WGSL of one dispatch running `parts`, each on its own range of workgroups. */
-export function assemble(parts: readonly Part[]): DirectKernel {
-  const wg = Math.min(...parts.map((p) => p.wg));
-  let binding = 0, first = 0;
-  const decls: string[] = [], fns: string[] = [], branches: string[] = [];
-  parts.forEach((p, k) => {
-    for (const b of p.bindings) decls.push(`@group(0) @binding(${binding++}) ${b.decl};`);
-    fns.push(`${p.helpers}\nfn part${k}(gid: vec3u, wid: vec3u) {\n${p.body}\n}`);
-    const gx = Math.ceil(p.lanes / wg), count = gx * p.gy * p.gz;
-    branches.push(`  if (f < ${u32(first + count)}) {
-    let l = f - ${u32(first)};
-    let w = vec3u(l % ${u32(gx)}, (l / ${u32(gx)}) % ${u32(p.gy)}, l / ${u32(gx * p.gy)});
-    part${k}(vec3u(w.x * ${u32(wg)} + li, w.y, w.z), w);
-    return;
-  }`);
-    first += count;
-  });
-  const code = `${decls.join("\n")}
-${fns.join("\n")}
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32) {
-  let f = wid.x + wid.y * nwg.x;
-${branches.join("\n")}
-}`;
-  const gx = first <= 65535 ? first : Math.ceil(first / Math.ceil(first / 65535));
-  return {
-    src: { label: parts.map((p) => p.label).join(" | "), code },
-    groups: [gx, Math.ceil(first / gx), 1],
-  };
-}
-
 /** The uniform binding of `floats` floats at `offset` bytes into `r`'s buffer, or null when it cannot be bound. */
 function uniformWindow(r: Region, offset: number, floats: number, align: number): Region | null {
   const size = Math.ceil(floats / 4) * 16;
@@ -114,19 +55,10 @@ function uniformWindow(r: Region, offset: number, floats: number, align: number)
   return { buffer: r.buffer, offset: off, size };
 }
 
-/** Declaration of `name` as a uniform array of `floats` floats (see the reader {@linkcode uniformReader}). */
-function uniformDecl(name: string, floats: number): string {
-  return `var<uniform> ${name}: array<vec4<f32>, ${Math.ceil(floats / 4)}>`;
-}
-
-/** WGSL function `fnName(i)` reading float i of the uniform array `name`. */
-function uniformReader(name: string, fnName: string): string {
-  return `fn ${fnName}(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }`;
-}
-
-/** Declaration of a storage array binding. */
-function storageDecl(name: string, access: "read" | "read_write", vec4 = false): string {
-  return `var<storage, ${access}> ${name}: array<${vec4 ? "vec4<f32>" : "f32"}>`;
+/** WGSL declaring `name` as a uniform array of `floats` floats and a scalar reader `fnName(i)`. */
+function uniformDecl(binding: number, name: string, floats: number, fnName: string): string {
+  return `@group(0) @binding(${binding}) var<uniform> ${name}: array<vec4<f32>, ${Math.ceil(floats / 4)}>;
+fn ${fnName}(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }`;
 }
 
 /**
@@ -189,13 +121,10 @@ function fitWorkgroup(lanes: number): number {
 }
 
 /** The sweep kernel. Bindings: in, w (uniform window), [bias], out. */
-export function sweepPart(
+export function directSweepKernel(
   s: SweepShape,
-  io: { x: Region; w: Region; bias?: Region; out: Region },
-  opts: { accumulate?: boolean; label: string; vec4?: boolean; prefix?: string },
-): Part {
-  const P = opts.prefix ?? "";
-  const bias = !!io.bias;
+  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean },
+): DirectKernel {
   const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
   if (opts.vec4 && !sweepVec4(s)) {
     throw new RangeError(`sweep ${opts.label}: vec4 loads need an unpadded 1x1 kernel`);
@@ -229,14 +158,14 @@ export function sweepPart(
     if (opts.vec4) {
       // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
       for (let k = 0; k < R / 4; k++) {
-        body += `      let q${r}_${k} = ${P}x4[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
+        body += `      let q${r}_${k} = x4[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
       }
       for (let u = 0; u < R; u++) body += `      let v${r}_${u} = q${r}_${u >> 2}[${u & 3}];\n`;
       continue;
     }
     for (let u = 0; u < R; u++) {
       const ok = [padY ? `oky${r}` : "", padX ? `okx${u}` : ""].filter(Boolean);
-      const load = `${P}x[row${r} + cx${u}]`;
+      const load = `x[row${r} + cx${u}]`;
       body += ok.length
         ? `      let v${r}_${u} = select(0.0, ${load}, ${ok.join(" && ")});\n`
         : `      let v${r}_${u} = ${load};\n`;
@@ -249,7 +178,7 @@ export function sweepPart(
   for (let kx = 0; kx < s.kw; kx++) {
     body += "      {\n";
     for (const j of J) {
-      body += `        let w${j} = ${P}wt(wr${j} + tb ${s.flip ? "-" : "+"} ${u32(kx)});\n`;
+      body += `        let w${j} = wt(wr${j} + tb ${s.flip ? "-" : "+"} ${u32(kx)});\n`;
       for (const r of Tr) {
         for (const t of Tn) {
           body += `        ${acc(j, r, t)} = fma(w${j}, v${r}_${t * s.sw + kx}, ${acc(j, r, t)});\n`;
@@ -263,13 +192,23 @@ export function sweepPart(
   const stores = J.flatMap((j) =>
     Tr.flatMap((r) =>
       Tn.map((t) => {
-        const o = `${P}out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
-        const v = bias ? `${acc(j, r, t)} + ${P}bias[oc + ${u32(j)}]` : acc(j, r, t);
+        const o = `out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
+        const v = opts.bias ? `${acc(j, r, t)} + bias[oc + ${u32(j)}]` : acc(j, r, t);
         return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
       })
     )
   );
-  const body2 = `  let q = min(gid.x, ${u32(lanes - 1)});
+  const code = `${
+    opts.vec4
+      ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
+      : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
+  }
+${uniformDecl(1, "w", wFloats, "wt")}
+${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let q = min(gid.x, ${u32(lanes - 1)});
   let ox0 = (q % ${u32(OXB)}) * ${u32(TN)};
   let oy0 = ((q / ${u32(OXB)}) % ${u32(OYB)}) * ${u32(TR)};
   let img = q / ${u32(OXB * OYB)};
@@ -284,21 +223,11 @@ ${body}  }
   if (gid.x >= ${u32(lanes)}) { return; }
   let oc = ${u32(s.o0)} + ol;
   let ob = ((img * ${u32(s.cout)} + oc) * ${u32(s.hout)} + oy0) * ${u32(s.wout)} + ox0;
-${stores.join("\n")}`;
+${stores.join("\n")}
+}`;
   return {
-    label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}`,
-    bindings: [
-      { decl: storageDecl(opts.vec4 ? `${P}x4` : `${P}x`, "read", opts.vec4), region: io.x },
-      { decl: uniformDecl(`${P}w`, wFloats), region: io.w },
-      ...(io.bias ? [{ decl: storageDecl(`${P}bias`, "read"), region: io.bias }] : []),
-      { decl: storageDecl(`${P}out`, "read_write"), region: io.out },
-    ],
-    helpers: uniformReader(`${P}w`, `${P}wt`),
-    body: body2,
-    lanes,
-    gy: s.oCount / TM,
-    gz: 1,
-    wg: WG,
+    src: { label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}`, code },
+    groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
   };
 }
 
@@ -430,47 +359,10 @@ export function recordDirectForward(
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.x);
-    recordParts(rec, [
-      sweepPart(s, { x: io.x, w: w!, bias: io.bias, out: io.y }, {
-        accumulate: opts.accumulate,
-        label,
-        vec4,
-      }),
-    ]);
+    const k = directSweepKernel(s, { bias: !!io.bias, accumulate: opts.accumulate, label, vec4 });
+    rec.dispatch(k.src, [io.x, w!, ...(io.bias ? [io.bias] : []), io.y], k.groups);
   }
   return true;
-}
-
-/**
- * The sweeps of a stride-1 input gradient as parts (null when a weight window cannot be bound);
- * run them in order: each after the first adds into dx. Names are prefixed with `prefix`.
- */
-export function dgradParts(
-  rec: Recorder,
-  io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
-  opts: { accumulate?: boolean; prefix?: string } = {},
-): Part[] | null {
-  const g = io.geometry;
-  if (!directFits(g, "dgrad")) return null;
-  const align = rec.kernels.gpu.device.limits.minUniformBufferOffsetAlignment;
-  const plan = dgradSweeps(g, align).map((s) => ({
-    s,
-    w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
-  }));
-  if (plan.some((p) => !p.w)) return null;
-  return plan.map(({ s, w }, i) => {
-    const acc = opts.accumulate || i > 0, bias = i === 0 ? io.bias : undefined;
-    const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
-      plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
-    }`;
-    const vec4 = sweepVec4(s) && vec4Region(io.dy);
-    return sweepPart(s, { x: io.dy, w: w!, bias, out: io.dx }, {
-      accumulate: acc,
-      label,
-      vec4,
-      prefix: opts.prefix,
-    });
-  });
 }
 
 /** Records a stride-1 input gradient as sweeps; false (nothing recorded) when it cannot run. */
@@ -479,9 +371,23 @@ export function recordDirectDgrad(
   io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
   opts: { accumulate?: boolean } = {},
 ): boolean {
-  const parts = dgradParts(rec, io, opts);
-  if (!parts) return false;
-  for (const p of parts) recordParts(rec, [p]);
+  const g = io.geometry;
+  if (!directFits(g, "dgrad")) return false;
+  const align = rec.kernels.gpu.device.limits.minUniformBufferOffsetAlignment;
+  const plan = dgradSweeps(g, align).map((s) => ({
+    s,
+    w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
+  }));
+  if (plan.some((p) => !p.w)) return false;
+  plan.forEach(({ s, w }, i) => {
+    const acc = opts.accumulate || i > 0, bias = !!io.bias && i === 0;
+    const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
+      plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
+    }`;
+    const vec4 = sweepVec4(s) && vec4Region(io.dy);
+    const k = directSweepKernel(s, { bias, accumulate: acc, label, vec4 });
+    rec.dispatch(k.src, [io.dy, w!, ...(bias ? [io.bias!] : []), io.dx], k.groups);
+  });
   return true;
 }
 
@@ -526,12 +432,10 @@ export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): numb
  * else the split's partial rows [m][c*T + t] (+ a bias column) into ws. Bindings: dy, x, dw or
  * ws, [db].
  */
-export function wgradPart(
+export function directWgradKernel(
   g: ConvGeometry,
-  io: { dy: Region; x: Region; out: Region; db?: Region },
-  opts: { bias: boolean; split?: boolean; vec4?: boolean; prefix?: string },
-): Part {
-  const P = opts.prefix ?? "";
+  opts: { bias: boolean; split?: boolean; vec4?: boolean },
+): DirectKernel {
   const { tm: TM, tc: TC, rows: KY, lanes, wg: WG, splits: S, perSplit } = wgradPlan(g, opts);
   const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow, HW = g.h * g.w;
   const rowLen = CT + (opts.bias ? 1 : 0);
@@ -548,8 +452,8 @@ export function wgradPart(
     const conds = [padY ? `oky${r}` : "", padX ? `(${ix}) < ${u32(g.w)}` : ""].filter(Boolean);
     const at = `xc${q} + row${r} + ${ix}`;
     return conds.length
-      ? `select(0.0, ${P}x[select(0u, ${at}, ${conds.join(" && ")})], ${conds.join(" && ")})`
-      : `${P}x[${at}]`;
+      ? `select(0.0, x[select(0u, ${at}, ${conds.join(" && ")})], ${conds.join(" && ")})`
+      : `x[${at}]`;
   };
   const v = (q: number, r: number, kx: number) => `v${q}_${r}_${kx}`;
   const a = (j: number, q: number, r: number, kx: number) => `a${j}_${q}_${r}_${kx}`;
@@ -603,8 +507,8 @@ export function wgradPart(
   let loop: string;
   if (vec) {
     let body = "";
-    for (const j of J) body += `        let dv${j} = ${P}dy4[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
-    if (xVec) { for (const q of Q) body += `        let xv${q} = ${P}x4[(xc${q} + row0) / 4u + ox4];\n`; }
+    for (const j of J) body += `        let dv${j} = dy4[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
+    if (xVec) { for (const q of Q) body += `        let xv${q} = x4[(xc${q} + row0) / 4u + ox4];\n`; }
     for (let u = 0; u < 4; u++) {
       body += `        {\n        let ox = ox4 * 4u + ${u32(u)};\n`;
       body += column("ox", (j) => `dv${j}[${u}]`, xVec ? (q) => `xv${q}[${u}]` : undefined);
@@ -613,7 +517,7 @@ export function wgradPart(
     loop = `      for (var ox4 = 0u; ox4 < ${u32(g.ow / 4)}; ox4++) {\n${body}      }`;
   } else {
     loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
-      column("ox", (j) => `${P}dy[dyb + ${u32(j * OHW)} + ox]`)
+      column("ox", (j) => `dy[dyb + ${u32(j * OHW)} + ox]`)
     }      }`;
   }
   const split = S > 1;
@@ -623,20 +527,32 @@ export function wgradPart(
     Q.flatMap((q) =>
       Rr.flatMap((r) =>
         Kx.map((kx) =>
-          `  ${P}out[${rowAt(j)} + (c0 + ${u32(q)}) * ${u32(T)} + (ky0 + ${u32(r)}) * ${u32(g.kw)} + ${
-            u32(kx)
-          }] = ${a(j, q, r, kx)};`
+          `  ${split ? "ws" : "dw"}[${rowAt(j)} + (c0 + ${u32(q)}) * ${u32(T)} + (ky0 + ${u32(r)}) * ${
+            u32(g.kw)
+          } + ${u32(kx)}] = ${a(j, q, r, kx)};`
         )
       )
     )
   );
   const biasStores = opts.bias
-    ? J.map((j) =>
-      split ? `    ${P}out[${rowAt(j)} + ${u32(CT)}] = b${j};` : `    ${P}db[m0 + ${u32(j)}] = b${j};`
-    )
+    ? J.map((j) => split ? `    ws[${rowAt(j)} + ${u32(CT)}] = b${j};` : `    db[m0 + ${u32(j)}] = b${j};`)
     : [];
   const rowLanes = g.kh / KY;
-  const body = `  let l = min(gid.x, ${u32(lanes - 1)});
+  const code = `${
+    vec
+      ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
+      : "@group(0) @binding(0) var<storage, read> dy: array<f32>;"
+  }
+${
+    xVec
+      ? "@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;"
+      : "@group(0) @binding(1) var<storage, read> x: array<f32>;"
+  }
+@group(0) @binding(2) var<storage, read_write> ${split ? "ws" : "dw"}: array<f32>;
+${opts.bias && !split ? "@group(0) @binding(3) var<storage, read_write> db: array<f32>;" : ""}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let l = min(gid.x, ${u32(lanes - 1)});
   let c0 = (l / ${u32(rowLanes)}) * ${u32(TC)};
   let ky0 = (l % ${u32(rowLanes)}) * ${u32(KY)};
   let m0 = wid.y * ${u32(TM)};
@@ -653,28 +569,15 @@ ${rowSetup}${loop}
   }
   if (gid.x >= ${u32(lanes)}) { return; }
 ${stores.join("\n")}
-${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""}`;
+${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""}
+}`;
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
   }${split ? ` split${S}` : ""}${vec ? " v4" : ""}`;
-  return {
-    label,
-    bindings: [
-      { decl: storageDecl(vec ? `${P}dy4` : `${P}dy`, "read", vec), region: io.dy },
-      { decl: storageDecl(xVec ? `${P}x4` : `${P}x`, "read", xVec), region: io.x },
-      { decl: storageDecl(`${P}out`, "read_write"), region: io.out },
-      ...(opts.bias && !split ? [{ decl: storageDecl(`${P}db`, "read_write"), region: io.db! }] : []),
-    ],
-    helpers: "",
-    body,
-    lanes,
-    gy: g.k / TM,
-    gz: S,
-    wg: WG,
-  };
+  return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
 }
 
-/** Folds the split partials of {@linkcode wgradPart} in split order into dw and db. Bindings: ws, dw, [db]. */
+/** Folds the split partials of {@linkcode directWgradKernel} in split order into dw and db. Bindings: ws, dw, [db]. */
 function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean }): DirectKernel {
   const { splits: S } = wgradPlan(g);
   const CT = g.c * g.kh * g.kw, rowLen = CT + (opts.bias ? 1 : 0), total = g.k * rowLen;
@@ -694,31 +597,6 @@ function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean }): DirectKernel
   return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
 }
 
-/** The weight-gradient part of `io` and, with image splits, the fold to record after it; null when it cannot run. */
-function wgradPlanParts(
-  io: { dy: Region; x: Region; dw: Region; db?: Region; workspace?: Region | null; geometry: ConvGeometry },
-  prefix = "",
-): { part: Part; fold: (rec: Recorder) => void } | null {
-  const g = io.geometry;
-  if (!directFits(g, "wgrad")) return null;
-  const bias = !!io.db;
-  const floats = directWgradWorkspaceFloats(g, bias);
-  // Without room for the partials, one pass over all images.
-  const split = floats > 0 && !!io.workspace && io.workspace.size >= floats * 4;
-  const vec4 = vec4Region(io.dy) && vec4Region(io.x);
-  if (!split) {
-    const part = wgradPart(g, { dy: io.dy, x: io.x, out: io.dw, db: io.db }, { bias, split, vec4, prefix });
-    return { part, fold: () => {} };
-  }
-  const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: floats * 4 };
-  const part = wgradPart(g, { dy: io.dy, x: io.x, out: ws }, { bias, split, vec4, prefix });
-  const fold = (rec: Recorder) => {
-    const f = wgradFoldKernel(g, { bias });
-    rec.dispatch(f.src, [ws, io.dw, ...(bias ? [io.db!] : [])], f.groups);
-  };
-  return { part, fold };
-}
-
 /**
  * Records the direct weight (and bias) gradient; with image splits the partials go through
  * `workspace` (at least {@linkcode directWgradWorkspaceFloats} floats) and a fold dispatch, and
@@ -728,40 +606,21 @@ export function recordDirectWgrad(
   rec: Recorder,
   io: { dy: Region; x: Region; dw: Region; db?: Region; workspace?: Region | null; geometry: ConvGeometry },
 ): boolean {
-  const w = wgradPlanParts(io);
-  if (!w) return false;
-  recordParts(rec, [w.part]);
-  w.fold(rec);
-  return true;
-}
-
-/**
- * Records the weight and input gradients of one convolution with the direct kernels, the weight
- * gradient and the first input-gradient sweep sharing one dispatch (both only read dy, x and the
- * weights). False (nothing recorded) when either cannot run directly.
- */
-export function recordDirectBackward(
-  rec: Recorder,
-  io: {
-    dy: Region;
-    x: Region;
-    w: Region;
-    dw: Region;
-    db?: Region;
-    dx: Region;
-    workspace?: Region | null;
-    geometry: ConvGeometry;
-  },
-  opts: { accumulate?: boolean } = {},
-): boolean {
-  const w = wgradPlanParts(io, "wg_");
-  const d = dgradParts(rec, { dy: io.dy, w: io.w, dx: io.dx, geometry: io.geometry }, {
-    accumulate: opts.accumulate,
-    prefix: "dg_",
-  });
-  if (!w || !d) return false;
-  recordParts(rec, [w.part, d[0]]);
-  for (const p of d.slice(1)) recordParts(rec, [p]);
-  w.fold(rec);
+  const g = io.geometry;
+  if (!directFits(g, "wgrad")) return false;
+  const bias = !!io.db;
+  const floats = directWgradWorkspaceFloats(g, bias);
+  // Without room for the partials, one pass over all images.
+  const split = floats > 0 && !!io.workspace && io.workspace.size >= floats * 4;
+  const vec4 = vec4Region(io.dy) && vec4Region(io.x);
+  const k = directWgradKernel(g, { bias, split, vec4 });
+  if (!split) {
+    rec.dispatch(k.src, [io.dy, io.x, io.dw, ...(bias ? [io.db!] : [])], k.groups);
+    return true;
+  }
+  const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: floats * 4 };
+  rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
+  const f = wgradFoldKernel(g, { bias });
+  rec.dispatch(f.src, [ws, io.dw, ...(bias ? [io.db!] : [])], f.groups);
   return true;
 }

@@ -19,8 +19,10 @@ import type { Filler } from "../fillers.ts";
 import { type ConvGeometry, convGeometry } from "../../kernels/conv_geometry.ts";
 import {
   type ConvPath,
-  recordConvBackward,
+  recordBiasGrad,
+  recordConvDgrad,
   recordConvForward,
+  recordConvWgrad,
   wgradWorkspaceFloats,
 } from "../../kernels/conv.ts";
 import type { TileConfig } from "../../kernels/gemm.ts";
@@ -143,17 +145,29 @@ export class Convolution extends Layer {
   }
 
   override backward(c: BackwardContext): void {
+    const g = this.geometry;
+    const dy = c.topDiffs[0]!;
+    const tile = { tile: this.opts.tile, path: this.opts.path };
     const [dw, db] = c.paramDiffs;
-    // The bias gradient rides along with the weight gradient (row sums of dy) when both are wanted.
-    recordConvBackward(c.rec, {
-      dy: c.topDiffs[0]!,
-      x: c.bottoms[0].region,
-      w: c.params[0].region,
-      dw,
-      db,
-      dx: c.bottomDiffs[0],
-      workspace: c.workspace,
-      geometry: this.geometry,
-    }, { tile: this.opts.tile, path: this.opts.path, accumulate: c.accumulate[0] });
+    if (dw) {
+      // The bias gradient rides along: it is the row sums of dy, which the wgrad GEMM stages anyway.
+      recordConvWgrad(c.rec, {
+        dy,
+        x: c.bottoms[0].region,
+        dw,
+        db: db ?? undefined,
+        workspace: c.workspace,
+        geometry: g,
+      }, tile);
+    } else if (db) {
+      recordBiasGrad(c.rec, { dy, db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
+    }
+    const dx = c.bottomDiffs[0];
+    if (dx) {
+      recordConvDgrad(c.rec, { dy, w: c.params[0].region, dx, geometry: g }, {
+        ...tile,
+        accumulate: c.accumulate[0],
+      });
+    }
   }
 }
