@@ -253,7 +253,11 @@ export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
   const CT = g.c * g.kh * g.kw;
   const per = Math.floor(UNIFORM_FLOATS / CT);
   if (per < 1) return [];
-  const { tm } = sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw });
+  // The register block, shrunk when even 16 output channels' weights overflow a window.
+  const tm = Math.min(
+    sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw }).tm,
+    divisorAtMost(g.k, per),
+  );
   // Blocks of whole TM-channel register blocks whose windows start at aligned offsets.
   let block = g.k;
   if (per < g.k) {
