@@ -240,6 +240,24 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
 /** {@linkcode recordSum} with lanes: invocation p sums terms p, p + P, ...; one invocation folds the P partials. */
 function recordSumLanes(rec: Recorder, o: SumOptions, P: number): void {
   const ins = o.inputs.map((b) => ({ name: b.name, access: "read" as const, type: b.type }));
+  const idx = u32(o.outIndex ?? 0);
+  const put = (v: string) =>
+    `out[${idx}] = ${o.accumulate ? `out[${idx}] + ` : ""}${f32(o.scale ?? 1)} * ${v};`;
+  if (P === 1) {
+    // Few terms (metrics over B x J values): one invocation sums them all, one dispatch.
+    const code = `${declare([...ins, { name: "out", access: "read_write" }])}
+@compute @workgroup_size(1)
+fn main() {
+  var acc = 0.0;
+  for (var i = 0u; i < ${u32(o.n)}; i++) {
+${o.prelude ?? ""}
+    acc += ${o.term};
+  }
+  ${put("acc")}
+}`;
+    rec.dispatch({ label: `${o.label} (sum, lanes)`, code }, [...o.inputs.map((b) => b.region), o.out], [1]);
+    return;
+  }
   const pass1 = `${declare([...ins, { name: "partials", access: "read_write" }])}
 @compute @workgroup_size(${LANES_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -256,13 +274,12 @@ ${o.prelude ?? ""}
     ...o.inputs.map((b) => b.region),
     o.partials,
   ], [Math.ceil(P / LANES_WG)]);
-  const idx = u32(o.outIndex ?? 0);
   const pass2 = `${declare([{ name: "partials", access: "read" }, { name: "out", access: "read_write" }])}
 @compute @workgroup_size(1)
 fn main() {
   var total = 0.0;
   for (var i = 0u; i < ${u32(P)}; i++) { total += partials[i]; }
-  out[${idx}] = ${o.accumulate ? `out[${idx}] + ` : ""}${f32(o.scale ?? 1)} * total;
+  ${put("total")}
 }`;
   rec.dispatch({ label: `${o.label} (total, lanes)`, code: pass2 }, [o.partials, o.out], [1]);
 }
