@@ -15,8 +15,8 @@
  * hooks (no index decoding, vec4 loads along pixels). A transposed convolution (deconvolution)
  * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry. Depthwise
  * forward and dgrad, where a GEMM would have M = 1, go to the direct kernels of depthwise.ts.
- * On CPU adapters, convolutions whose weights (or per-image output gradients) fit a uniform
- * binding take the direct kernels of conv_direct.ts instead (see {@linkcode ConvPath}).
+ * On CPU adapters, ungrouped convolutions take the register-blocked direct kernels of
+ * conv_direct.ts instead (strided input gradients keep the GEMM core; see {@linkcode ConvPath}).
  * @module
  */
 import {
@@ -407,8 +407,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
 /**
  * Which kernels a convolution records. "auto": the direct kernels of conv_direct.ts on CPU
- * adapters wherever their uniform-buffer operand can be bound (unless a tile is given), the GEMM
- * core otherwise; "gemm" and "direct" force one ("direct" throws where it cannot run).
+ * adapters wherever they can run (unless a tile is given), the GEMM core otherwise; "gemm" and
+ * "direct" force one ("direct" throws where it cannot run).
  */
 export type ConvPath = "auto" | "gemm" | "direct";
 

@@ -10,17 +10,20 @@
  * switches coroutines. So the kernels here load every value once into a register and reuse it
  * as often as the problem allows, and never use workgroup memory or barriers:
  *
- * - Forward and input gradient (`directSweepKernel`): each invocation computes TM output
- *   channels x TN consecutive output columns of one output row. Per input channel and kernel
- *   row it loads the TN + kw - 1 input values that row needs once and the TM x kw weights once
- *   (from a uniform buffer, lane-shared), and does TM x TN x kw FMAs with them. The input
- *   gradient of a stride-1 convolution is the same sweep over dy with flipped taps, the
+ * - Forward and input gradient (`directSweepKernel`): each invocation computes TM = 16 output
+ *   channels x TN = 8 consecutive output columns (two rows of 4 on narrow outputs). Per input
+ *   channel and kernel row (a loop, which keeps LLVM's compile time down) it loads the
+ *   TN + kw - 1 input values that row needs once and the TM x kw weights once (from a uniform
+ *   buffer, lane-shared), and does TM x TN x kw FMAs with them; 1x1 inputs come in as vec4. The
+ *   input gradient of a stride-1 convolution is the same sweep over dy with flipped taps, the
  *   channel roles swapped and the complementary padding.
- * - Weight gradient (`directWgradKernel`): each invocation owns one input channel and TM output
- *   channels (all kh x kw taps of each, plus their bias sums) and walks the output pixels of its
- *   images; the input window slides along each row, so a step loads only the sw newest columns
- *   of x and TM values of dy (lane-shared), for TM x kh x kw FMAs. Images are split over
- *   workgroups; their partial sums are folded by a second dispatch in a fixed order.
+ * - Weight gradient (`directWgradKernel`): each invocation owns one input channel (a few for
+ *   1x1 kernels, one kernel row for RGB inputs) and TM output channels, all taps of each plus
+ *   their bias sums, and walks the output pixels of its images; the input window slides along
+ *   each row, so a column step loads only the sw newest columns of x and TM values of dy
+ *   (lane-shared, four columns per vec4 load), for TM x kh x kw FMAs. Images are split over
+ *   workgroups only to reach two; the partial sums are folded by a second dispatch in a fixed
+ *   order.
  *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
  * runs one dispatch per block of output channels, an input gradient one per block of reduction

@@ -1,8 +1,11 @@
 /**
  * Normalisation kernels: batch norm (batch or running statistics, optional fused affine and
  * ReLU), group norm and a per-channel affine (Caffe's Scale). Every per-channel or per-group
- * statistic is reduced by one workgroup with a fixed tree, so results are bit-reproducible and
- * need no float atomics; that also lets one dispatch normalise the very elements it just reduced.
+ * statistic is reduced in a fixed order by the invocations that then use it, so results are
+ * bit-reproducible, need no float atomics, and one dispatch normalises the very elements it just
+ * reduced. Batch norm has both reduction layouts of reduce.ts: a workgroup per channel folding in
+ * a tree (GPUs), or one invocation per channel walking it in order, four values at a time, with
+ * no barriers (CPU adapters).
  *
  * Tensors are seen as [outer, channels, inner] (NCHW: N, C, H*W).
  * @module
