@@ -45,21 +45,31 @@ export interface WeightedSumOptions {
   accumulate?: boolean;
 }
 
+/**
+ * Whether n elements of every region can be handled as vec4s: one load or store then moves four
+ * values, which on a CPU adapter costs about what one value does (and suits GPUs as well).
+ */
+function vec4Able(n: number, regions: readonly Region[]): boolean {
+  return n % 4 === 0 && regions.every((r) => r.offset % 16 === 0 && r.size % 16 === 0);
+}
+
 /** out (+)= sum_k coeffs[k] * inputs[k] + shift, over n elements. */
 export function weightedSum(rec: Recorder, o: WeightedSumOptions): void {
   const items = o.inputs.map((region, k) => ({ region, coeff: o.coeffs?.[k] ?? 1 }));
   const runs = chunks(items, MAX_BINDINGS - 1, () => false);
+  const v = vec4Able(o.n, [...o.inputs, o.out]);
+  const type = v ? "vec4<f32>" : "f32";
   runs.forEach((run, r) => {
     const acc = r > 0 || o.accumulate;
     const terms = run.map((t, k) => (t.coeff === 1 ? `a${k}[i]` : `${f32(t.coeff)} * a${k}[i]`));
-    if (r === 0 && o.shift) terms.push(f32(o.shift));
-    const k = elementwise(`weighted_sum ${run.length}${acc ? " acc" : ""}`, {
+    if (r === 0 && o.shift) terms.push(`${type}(${f32(o.shift)})`);
+    const k = elementwise(`weighted_sum ${run.length}${acc ? " acc" : ""}${v ? " v4" : ""}`, {
       bindings: [
-        ...run.map((_, k): Binding => ({ name: `a${k}`, access: "read" })),
-        { name: "out", access: "read_write" },
+        ...run.map((_, k): Binding => ({ name: `a${k}`, access: "read", type })),
+        { name: "out", access: "read_write", type },
       ],
-      n: o.n,
-      body: `  out[i] = ${acc ? "out[i] + " : ""}${terms.join(" + ") || "0.0"};`,
+      n: v ? o.n / 4 : o.n,
+      body: `  out[i] = ${acc ? "out[i] + " : ""}${terms.join(" + ") || `${type}()`};`,
     });
     rec.dispatch(k.src, [...run.map((t) => t.region), o.out], k.groups);
   });
@@ -82,16 +92,18 @@ export function scaledCopies(
     MAX_BINDINGS - 1,
     (run, t) => run.some((u) => u.region.buffer === t.region.buffer),
   );
+  const v = vec4Able(o.n, [o.src, ...o.targets.map((t) => t.region)]);
+  const type = v ? "vec4<f32>" : "f32";
   for (const run of runs) {
     const body = run.map((t, k) =>
       `  d${k}[i] = ${t.accumulate ? `d${k}[i] + ` : ""}${t.coeff === 1 ? "g" : `${f32(t.coeff)} * g`};`
     );
-    const k = elementwise(`scaled_copies ${run.length}`, {
+    const k = elementwise(`scaled_copies ${run.length}${v ? " v4" : ""}`, {
       bindings: [
-        { name: "src", access: "read" },
-        ...run.map((_, k): Binding => ({ name: `d${k}`, access: "read_write" })),
+        { name: "src", access: "read", type },
+        ...run.map((_, k): Binding => ({ name: `d${k}`, access: "read_write", type })),
       ],
-      n: o.n,
+      n: v ? o.n / 4 : o.n,
       body: `  let g = src[i];\n${body.join("\n")}`,
     });
     rec.dispatch(k.src, [o.src, ...run.map((t) => t.region)], k.groups);
