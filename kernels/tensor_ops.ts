@@ -149,7 +149,10 @@ export function concatAxis(
   o: { parts: readonly AxisPart[]; out: Region; shape: AxisShape; accumulate?: boolean },
 ): void {
   const { placed, total } = place(o.parts);
-  const inner = o.shape.inner;
+  // In units of vec4 when every row of the inner axis is whole vec4s and every region allows it.
+  const v4 = vec4Able(o.shape.inner, [o.out, ...placed.flatMap((p) => (p.region ? [p.region] : []))]);
+  const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
+  const type = v4 ? "vec4<f32>" : "f32", zero = v4 ? "vec4<f32>()" : "0.0";
   // Accumulating needs no pass over null parts; overwriting must zero them.
   const live = placed.filter((p) => p.len > 0 && (p.region || !o.accumulate));
   const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
@@ -163,18 +166,18 @@ export function concatAxis(
     for (const p of run) {
       const end = (p.start - start + p.len) * inner;
       const r = `r - ${u32((p.start - start) * inner)}`;
-      const v = p.region ? `p${b++}[o * ${u32(p.len * inner)} + ${r}]` : "0.0";
+      const v = p.region ? `p${b++}[o * ${u32(p.len * inner)} + ${r}]` : zero;
       chain += `${chain ? " else " : "  "}if (r < ${u32(end)}) { v = ${v}; }`;
     }
-    const k = elementwise(`concat ${run.length}${o.accumulate ? " acc" : ""}`, {
+    const k = elementwise(`concat ${run.length}${o.accumulate ? " acc" : ""}${v4 ? " v4" : ""}`, {
       bindings: [
-        ...bound.map((_, k): Binding => ({ name: `p${k}`, access: "read" })),
-        { name: "out", access: "read_write" },
+        ...bound.map((_, k): Binding => ({ name: `p${k}`, access: "read", type })),
+        { name: "out", access: "read_write", type },
       ],
       n: o.shape.outer * len * inner,
       body: `  let o = i / ${u32(len * inner)};
   let r = i % ${u32(len * inner)};
-  var v = 0.0;
+  var v = ${zero};
 ${chain}
   let j = o * ${u32(total * inner)} + ${u32(start * inner)} + r;
   out[j] = ${o.accumulate ? "out[j] + " : ""}v;`,
@@ -189,8 +192,10 @@ export function splitAxis(
   o: { x: Region; parts: readonly AxisPart[]; shape: AxisShape },
 ): void {
   const { placed, total } = place(o.parts);
-  const inner = o.shape.inner;
   const live = placed.filter((p) => p.len > 0 && p.region);
+  const v4 = vec4Able(o.shape.inner, [o.x, ...live.map((p) => p.region!)]);
+  const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
+  const type = v4 ? "vec4<f32>" : "f32";
   const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
     const last = run[run.length - 1];
     return last.start + last.len !== p.start || run.some((q) => q.region!.buffer === p.region!.buffer);
@@ -204,10 +209,10 @@ export function splitAxis(
         p.accumulate ? `p${k}[j] + ` : ""
       }v; }`;
     }).join("");
-    const k = elementwise(`split ${run.length}`, {
+    const k = elementwise(`split ${run.length}${v4 ? " v4" : ""}`, {
       bindings: [
-        { name: "x", access: "read" },
-        ...run.map((_, k): Binding => ({ name: `p${k}`, access: "read_write" })),
+        { name: "x", access: "read", type },
+        ...run.map((_, k): Binding => ({ name: `p${k}`, access: "read_write", type })),
       ],
       n: o.shape.outer * len * inner,
       body: `  let o = i / ${u32(len * inner)};
