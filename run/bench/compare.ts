@@ -7,6 +7,7 @@
  *
  *   git worktree add /tmp/volpose-old <commit>       # or: git archive <commit> | tar -x -C DIR
  *   deno run -A run/bench/compare.ts --base /tmp/volpose-old [--presets tiny,tiny@64,small] [--rounds 3]
+ *                                    [--no-kernels] [--out FILE]
  *
  * Step figures are medians over runs of ~1 s each (a queue wait costs a fixed ~10 ms in Deno, so
  * steps run back to back and the wait is paid once per run); kernel figures are medians over
@@ -63,17 +64,18 @@ async function measureStep(root: string, spec: string): Promise<Measured[]> {
   const { Net } = await import(u("graph/net.ts"));
   const { poseNetInputs, poseNetLayers } = await import(u("graph/models/pose_net.ts"));
   const { RMSProp } = await import(u("graph/solver.ts"));
-  const { stageNetConfig } = await import(u("run/config.ts"));
-  const { configFromArgs } = await import(u("tasks/train.ts"));
+  const config = await import(u("run/config.ts"));
+  const { stageNetConfig } = config;
   const { setBatch } = await import(u("run/batch.ts"));
   const { createPipeline } = await import(u("stages/pipeline.ts"));
   const { ensureDefaultDataset } = await import(u("io/dataset_cache.ts"));
   const [preset, input] = spec.split("@");
   const gpu = await openGpu();
   const data = await ensureDefaultDataset({ log: () => {} });
-  const args: Record<string, string> = { preset };
-  if (input) args.input = input;
-  const run = configFromArgs(args, data);
+  // The run config: run/config.ts's runConfig where the tree has it, else the older argv form.
+  const run = config.runConfig
+    ? config.runConfig(preset, { data, model: input ? { inputSize: Number(input) } : {} })
+    : (await import(u("tasks/train.ts"))).configFromArgs(input ? { preset, input } : { preset }, data);
   const cfg = stageNetConfig(run, run.schedule[0].d2);
   const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
     solver: new RMSProp({ baseLr: run.solver.baseLr }),
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
       base: { type: "string" },
       presets: { type: "string", default: "tiny,tiny@64,small" },
       rounds: { type: "string", default: "3" },
-      kernels: { type: "boolean", default: true },
+      "no-kernels": { type: "boolean", default: false },
       child: { type: "string" },
       root: { type: "string" },
       out: { type: "string" },
@@ -220,12 +222,19 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(JSON.stringify(r));
     return;
   }
-  if (!values.base) throw new Error("usage: compare.ts --base OLD_TREE [--presets LIST] [--rounds N]");
+  if (!values.base) {
+    throw new Error(
+      "usage: compare.ts --base OLD_TREE [--presets LIST] [--rounds N] [--no-kernels] [--out FILE]",
+    );
+  }
   const trees = {
     old: resolve(values.base),
     new: resolve(join(fileURLToPath(new URL("../..", import.meta.url)))),
   };
-  const tasks = [...(values.kernels ? ["kernels"] : []), ...values.presets.split(",").map((s) => s.trim())];
+  const tasks = [
+    ...(values["no-kernels"] ? [] : ["kernels"]),
+    ...values.presets.split(",").map((s) => s.trim()),
+  ];
   const rounds = Number(values.rounds);
   const got: Record<string, Record<"old" | "new", Measured[]>> = {};
   for (const task of tasks) {
