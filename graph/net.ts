@@ -635,6 +635,11 @@ export class Net {
     return this.#scalarNames;
   }
 
+  /** Labels ("layer: kernel") of the dispatches of the training step (or inference pass), in order. */
+  dispatchLabels(phase: "train" | "infer" = "train"): string[] {
+    return ((phase === "train" ? this.#train : this.#infer.get(this.#globalStats)) ?? []).map((d) => d.label);
+  }
+
   /** Number of dispatches in the training step (or inference pass). */
   dispatchCount(phase: "train" | "infer" = "train"): number {
     return (phase === "train" ? this.#train : this.#infer.get(this.#globalStats))?.length ?? 0;

@@ -11,7 +11,7 @@
  */
 import { type Binding, declare, elementwise, f32, type Recorder, type Region, u32, WG } from "./kernel.ts";
 import { cellCoord, type CellGrid, type CoordOutput } from "./integral.ts";
-import { type GroupLayout, workgroupFold } from "./reduce.ts";
+import { type GroupLayout, LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
 
 /** Options of {@linkcode argmaxDecode}. */
 export interface ArgmaxOptions extends GroupLayout {
@@ -20,6 +20,8 @@ export interface ArgmaxOptions extends GroupLayout {
   outputs: readonly CoordOutput[];
   /** The seed's sequential scan (exact near-tie behaviour, one invocation per group). */
   legacy: boolean;
+  /** Reduction layout of the default decoder (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 function writes(o: ArgmaxOptions, group: string): string {
@@ -57,6 +59,27 @@ export function argmaxDecode(rec: Recorder, o: ArgmaxOptions): void {
       found = true;
     }
   }
+${writes(o, "i")}`,
+    });
+    rec.dispatch(k.src, regions, k.groups);
+    return;
+  }
+  if (reduceLayout(rec, o.layout) === "lanes") {
+    // One invocation per group: the first strictly larger value wins, so ties keep the lowest index.
+    const k = elementwise(`argmax ${tag} lanes`, {
+      bindings: [{ name: "x", access: "read" }, ...outs],
+      n: o.groups,
+      wg: LANES_WG,
+      body: `  var v = -3.0e38;
+  var best = 0u;
+  for (var k = 0u; k < ${u32(N)}; k++) {
+    let xv = x[i * ${u32(N)} + k];
+    if (xv > v) {
+      v = xv;
+      best = k;
+    }
+  }
+  let found = v > 1e-6;
 ${writes(o, "i")}`,
     });
     rec.dispatch(k.src, regions, k.groups);

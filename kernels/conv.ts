@@ -15,8 +15,8 @@
  * hooks (no index decoding, vec4 loads along pixels). A transposed convolution (deconvolution)
  * runs forward as dgrad and backward as forward + wgrad of the mirrored geometry. Depthwise
  * forward and dgrad, where a GEMM would have M = 1, go to the direct kernels of depthwise.ts.
- * On CPU adapters, convolutions whose weights (or per-image output gradients) fit a uniform
- * binding take the direct kernels of conv_direct.ts instead (see {@linkcode ConvPath}).
+ * On CPU adapters, ungrouped convolutions take the register-blocked direct kernels of
+ * conv_direct.ts instead (strided input gradients keep the GEMM core; see {@linkcode ConvPath}).
  * @module
  */
 import {
@@ -43,7 +43,13 @@ import {
 } from "./gemm.ts";
 import { type ConvGeometry, type Epilogue, isDepthwise, isPointwise, shapeLabel } from "./conv_geometry.ts";
 import { recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
-import { recordDirectDgrad, recordDirectForward, recordDirectWgrad } from "./conv_direct.ts";
+import {
+  directFits,
+  directWgradWorkspaceFloats,
+  recordDirectDgrad,
+  recordDirectForward,
+  recordDirectWgrad,
+} from "./conv_direct.ts";
 
 /** A tensor binding that is read as vec4 when `vec` (scalar reads then go through a component). */
 function tensor(name: string, access: Binding["access"], vec: boolean): {
@@ -370,6 +376,8 @@ export function wgradWorkspaceFloats(
     const s = wgradSplit(g, pickTile(wgradDims(g), base), fallback);
     if (s > 1) most = Math.max(most, s * (groups ?? 1) * M * (N + (opts.bias ? 1 : 0)));
   }
+  // The direct kernels of CPU adapters (never chosen when a tile is forced).
+  if (!opts.tile && directFits(g, "wgrad")) most = Math.max(most, directWgradWorkspaceFloats(g, !!opts.bias));
   return most;
 }
 
@@ -399,8 +407,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
 /**
  * Which kernels a convolution records. "auto": the direct kernels of conv_direct.ts on CPU
- * adapters wherever their uniform-buffer operand can be bound (unless a tile is given), the GEMM
- * core otherwise; "gemm" and "direct" force one ("direct" throws where it cannot run).
+ * adapters wherever they can run (unless a tile is given), the GEMM core otherwise; "gemm" and
+ * "direct" force one ("direct" throws where it cannot run).
  */
 export type ConvPath = "auto" | "gemm" | "direct";
 

@@ -1,41 +1,41 @@
 /**
- * Direct convolution kernels for CPU adapters (llvmpipe/lavapipe), where one operand is read
- * from a uniform buffer.
+ * Register-blocked direct convolution kernels for CPU adapters (llvmpipe/lavapipe).
  *
- * Why: a CPU adapter runs eight invocations per SIMD instruction and pays for every storage or
- * workgroup-memory load one lane at a time (on llvmpipe a loop iteration with one such load took
- * ~6x as long as one with an FMA alone, vec4 loads 4x that), while a uniform-buffer load at an
- * index that is the same for every lane compiles to one scalar load and a broadcast (about the
- * cost of the FMA). So each
- * lane loads one activation value per tap from storage and multiplies it by up to 32 weights (or
- * output gradients) read from a uniform buffer, accumulating 32 outputs in registers; there is
- * no workgroup memory and no barrier. On llvmpipe this runs 3x3 convolutions of 16-32 channels
- * ~2x faster than the tiled GEMM core (`deno task bench --only conv`, "smallConv"), which
- * stays the path on GPUs and for layers whose operand does not fit a uniform binding.
+ * How a CPU adapter runs WGSL decides their shape. Each core runs whole workgroups, eight
+ * invocations per 256-bit SIMD instruction. Arithmetic on values already in registers (or
+ * spilled to the stack) is cheap: an 8-lane FMA costs about a cycle. Every buffer access is
+ * not: measured on llvmpipe, a storage or workgroup-memory load costs ~25-50 cycles per 8 lanes
+ * (each lane's address is fetched one lane at a time, with bounds and mask checks), a
+ * uniform-buffer load ~7, a vec4 storage load about the same as a scalar one, and a barrier
+ * switches coroutines. So the kernels here load every value once into a register and reuse it
+ * as often as the problem allows, and never use workgroup memory or barriers:
  *
- * | kernel | lanes | uniform operand | per lane |
- * |---|---|---|---|
- * | forward | output pixels | weights [K, C, kh, kw] | TM output channels |
- * | dgrad (stride 1) | input pixels | weights | TM input channels |
- * | wgrad | (channel, tap) pairs, plus one bias lane | dy of one image, KB channels | KB output channels |
+ * - Forward and input gradient (`directSweepKernel`): each invocation computes TM = 16 output
+ *   channels x TN = 8 consecutive output columns (two rows of 4 on narrow outputs). Per input
+ *   channel and kernel row (a loop, which keeps LLVM's compile time down) it loads the
+ *   TN + kw - 1 input values that row needs once and the TM x kw weights once (from a uniform
+ *   buffer, lane-shared), and does TM x TN x kw FMAs with them; 1x1 inputs come in as vec4. The
+ *   input gradient of a stride-1 convolution is the same sweep over dy with flipped taps, the
+ *   channel roles swapped and the complementary padding.
+ * - Weight gradient (`directWgradKernel`): each invocation owns one input channel (a few for
+ *   1x1 kernels, one kernel row for RGB inputs) and TM output channels, all taps of each plus
+ *   their bias sums, and walks the output pixels of its images; the input window slides along
+ *   each row, so a column step loads only the sw newest columns of x and TM values of dy
+ *   (lane-shared, four columns per vec4 load), for TM x kh x kw FMAs. Images are split over
+ *   workgroups only to reach two; the partial sums are folded by a second dispatch in a fixed
+ *   order.
  *
- * A uniform binding holds at most 64 KiB (16384 floats), so weights must fit whole, and the
- * weight gradient runs one dispatch per (image, block of KB output channels), each folding its
- * image into dw in image order (deterministic).
+ * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
+ * runs one dispatch per block of output channels, an input gradient one per block of reduction
+ * channels (each adding into dx), so any layer size fits. GPUs keep the tiled GEMM core.
  * @module
  */
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
-import { u32 } from "./kernel.ts";
-import { type ConvGeometry, shapeLabel } from "./conv_geometry.ts";
+import { elementwise, u32 } from "./kernel.ts";
+import { type ConvGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
 
 /** Floats one uniform binding may hold (the WebGPU default limit of 64 KiB). */
 export const UNIFORM_FLOATS = 16384;
-
-/** Outputs a lane accumulates at most (registers: more spill and lose the gain). */
-const MAX_TM = 32;
-
-/** Invocations per workgroup: a few SIMD chunks, many workgroups for the cores to share. */
-const DIRECT_WG = 64;
 
 /** One kernel with its workgroup counts. */
 interface DirectKernel {
@@ -49,12 +49,13 @@ function divisorAtMost(n: number, most: number): number {
   return 1;
 }
 
-/** The uniform binding of a region of `floats` floats: its size rounded up to whole vec4s. */
-function uniformRegion(r: Region, floats: number): Region | null {
+/** The uniform binding of `floats` floats at `offset` bytes into `r`'s buffer, or null when it cannot be bound. */
+function uniformWindow(r: Region, offset: number, floats: number, align: number): Region | null {
   const size = Math.ceil(floats / 4) * 16;
-  if (size > UNIFORM_FLOATS * 4 || r.offset + size > r.buffer.size) return null;
+  const off = r.offset + offset;
+  if (size > UNIFORM_FLOATS * 4 || off % align !== 0 || off + size > r.buffer.size) return null;
   if (!(r.buffer.usage & GPUBufferUsage.UNIFORM)) return null;
-  return { buffer: r.buffer, offset: r.offset, size };
+  return { buffer: r.buffer, offset: off, size };
 }
 
 /** WGSL declaring `name` as a uniform array of `floats` floats and a scalar reader `fnName(i)`. */
@@ -63,277 +64,570 @@ function uniformDecl(binding: number, name: string, floats: number, fnName: stri
 fn ${fnName}(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }`;
 }
 
-function padded(g: ConvGeometry): boolean {
-  return g.ph > 0 || g.pw > 0 || (g.oh - 1) * g.sh + g.kh > g.h || (g.ow - 1) * g.sw + g.kw > g.w;
+/**
+ * One sweep: out[n, o, oy, ox] (= or +=) [bias[o]] + sum over reduction channels r and taps
+ * (ky, kx) of W(o, r, ky, kx) * in[n, r, oy*sh + ky - ph, ox*sw + kx - pw] (zero outside).
+ * Weights come from a uniform window: W(o, r, ky, kx) = w[o * os + r * rs + tap(ky, kx)] with o
+ * and r relative to the window.
+ */
+export interface SweepShape {
+  n: number;
+  /** Input channels of the tensor read (`in`), its height and width. */
+  cin: number;
+  hin: number;
+  win: number;
+  /** Output channels of the tensor written (`out`), its height and width. */
+  cout: number;
+  hout: number;
+  wout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  /** Output channels this dispatch writes: [o0, o0 + oCount). */
+  o0: number;
+  oCount: number;
+  /** Reduction channels this dispatch sums: [r0, r0 + rCount). */
+  r0: number;
+  rCount: number;
+  /** Weight strides of o and r within the window, and whether taps are flipped (input gradient). */
+  os: number;
+  rs: number;
+  flip: boolean;
 }
 
 /**
- * Whether the direct kernels can run `g`: one group; for forward and dgrad, weights that fit one
- * uniform binding (and stride 1 for dgrad); for wgrad, per-image windows of dy that fit one and
- * start at 256-byte multiples. The record functions still decline regions whose buffer lacks
- * UNIFORM usage or room to round a binding up to whole vec4s.
+ * Register block of a sweep: TM output channels x TR output rows x TN output columns per
+ * invocation (TR > 1 only on narrow outputs, so each weight still feeds ~8 outputs), and the
+ * workgroup size: the invocations rounded up to a SIMD chunk of 8, at most SWEEP_WG.
+ */
+export function sweepBlock(
+  s: Pick<SweepShape, "n" | "oCount" | "hout" | "wout" | "kh" | "kw">,
+): { tm: number; tr: number; tn: number; lanes: number; wg: number } {
+  // 16 channels: 32 ran 15-20% faster on 1x1 kernels with 64-256 outputs but took LLVM ~4x as
+  // long to compile (2.4 s a kernel), and on 3x3 kernels it spills and runs slower.
+  const tm = divisorAtMost(s.oCount, 16);
+  const tn = divisorAtMost(s.wout, 8);
+  const tr = divisorAtMost(s.hout, Math.max(1, Math.floor(8 / tn)));
+  const lanes = s.n * (s.hout / tr) * (s.wout / tn);
+  return { tm, tr, tn, lanes, wg: fitWorkgroup(lanes) };
+}
+
+/** Invocations per workgroup of the direct kernels: a few SIMD chunks each, many workgroups to share. */
+const SWEEP_WG = 32;
+
+/** A workgroup size for `lanes` invocations: a power of two from 8 (one SIMD chunk) to SWEEP_WG. */
+function fitWorkgroup(lanes: number): number {
+  return Math.min(SWEEP_WG, Math.max(8, 2 ** Math.ceil(Math.log2(lanes))));
+}
+
+/** The sweep kernel. Bindings: in, w (uniform window), [bias], out. */
+export function directSweepKernel(
+  s: SweepShape,
+  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean },
+): DirectKernel {
+  const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
+  if (opts.vec4 && !sweepVec4(s)) {
+    throw new RangeError(`sweep ${opts.label}: vec4 loads need an unpadded 1x1 kernel`);
+  }
+  const OXB = s.wout / TN, OYB = s.hout / TR;
+  const R = (TN - 1) * s.sw + s.kw; // input columns a block reads per input row
+  const HW = s.hin * s.win;
+  const padY = s.ph > 0 || (s.hout - 1) * s.sh + s.kh - s.ph > s.hin;
+  const padX = s.pw > 0 || (s.wout - 1) * s.sw + s.kw - s.pw > s.win;
+  const J = Array.from({ length: TM }, (_, j) => j);
+  const Tr = Array.from({ length: TR }, (_, r) => r), Tn = Array.from({ length: TN }, (_, t) => t);
+  const acc = (j: number, r: number, t: number) => `a${j}_${r}_${t}`;
+  // Per-invocation column geometry, computed once outside the loops: for each input column u of
+  // the block, its offset in a row (clamped into it) and whether it lies inside the image.
+  const pre: string[] = [];
+  for (let u = 0; u < R; u++) {
+    pre.push(`  let ix${u} = ox0 * ${u32(s.sw)} + ${u32(u)} - ${u32(s.pw)};`);
+    if (padX) {
+      pre.push(`  let okx${u} = ix${u} < ${u32(s.win)};`);
+      pre.push(`  let cx${u} = select(0u, ix${u}, okx${u});`);
+    } else pre.push(`  let cx${u} = ix${u};`);
+  }
+  // Per reduction channel and kernel row (a loop, not unrolled, which keeps LLVM's compile time
+  // down): the TR x R input values once, then per tap column the TM lane-shared weights once,
+  // each feeding TR x TN FMAs.
+  let body = "";
+  for (const r of Tr) {
+    body += `      let iy${r} = oy0 * ${u32(s.sh)} + ${u32(r * s.sh)} + ky - ${u32(s.ph)};\n`;
+    if (padY) body += `      let oky${r} = iy${r} < ${u32(s.hin)};\n`;
+    body += `      let row${r} = xc + ${padY ? `select(0u, iy${r}, oky${r})` : `iy${r}`} * ${u32(s.win)};\n`;
+    if (opts.vec4) {
+      // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
+      for (let k = 0; k < R / 4; k++) {
+        body += `      let q${r}_${k} = x4[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
+      }
+      for (let u = 0; u < R; u++) body += `      let v${r}_${u} = q${r}_${u >> 2}[${u & 3}];\n`;
+      continue;
+    }
+    for (let u = 0; u < R; u++) {
+      const ok = [padY ? `oky${r}` : "", padX ? `okx${u}` : ""].filter(Boolean);
+      const load = `x[row${r} + cx${u}]`;
+      body += ok.length
+        ? `      let v${r}_${u} = select(0.0, ${load}, ${ok.join(" && ")});\n`
+        : `      let v${r}_${u} = ${load};\n`;
+    }
+  }
+  // Tap (ky, kx) of the weights: row-major, or flipped for the input gradient.
+  body += s.flip
+    ? `      let tb = ${u32(s.kh * s.kw - 1)} - ky * ${u32(s.kw)};\n`
+    : `      let tb = ky * ${u32(s.kw)};\n`;
+  for (let kx = 0; kx < s.kw; kx++) {
+    body += "      {\n";
+    for (const j of J) {
+      body += `        let w${j} = wt(wr${j} + tb ${s.flip ? "-" : "+"} ${u32(kx)});\n`;
+      for (const r of Tr) {
+        for (const t of Tn) {
+          body += `        ${acc(j, r, t)} = fma(w${j}, v${r}_${t * s.sw + kx}, ${acc(j, r, t)});\n`;
+        }
+      }
+    }
+    body += "      }\n";
+  }
+  body = `    for (var ky = 0u; ky < ${u32(s.kh)}; ky++) {\n${body}    }\n`;
+  const wFloats = weightWindowFloats(s);
+  const stores = J.flatMap((j) =>
+    Tr.flatMap((r) =>
+      Tn.map((t) => {
+        const o = `out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
+        const v = opts.bias ? `${acc(j, r, t)} + bias[oc + ${u32(j)}]` : acc(j, r, t);
+        return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
+      })
+    )
+  );
+  const code = `${
+    opts.vec4
+      ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
+      : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
+  }
+${uniformDecl(1, "w", wFloats, "wt")}
+${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let q = min(gid.x, ${u32(lanes - 1)});
+  let ox0 = (q % ${u32(OXB)}) * ${u32(TN)};
+  let oy0 = ((q / ${u32(OXB)}) % ${u32(OYB)}) * ${u32(TR)};
+  let img = q / ${u32(OXB * OYB)};
+  let ol = wid.y * ${u32(TM)};
+${J.map((j) => `  let wb${j} = (ol + ${u32(j)}) * ${u32(s.os)};`).join("\n")}
+${pre.join("\n")}
+${J.flatMap((j) => Tr.flatMap((r) => Tn.map((t) => `  var ${acc(j, r, t)} = 0.0;`))).join("\n")}
+  for (var r = 0u; r < ${u32(s.rCount)}; r++) {
+    let xc = (img * ${u32(s.cin)} + ${u32(s.r0)} + r) * ${u32(HW)};
+${J.map((j) => `    let wr${j} = wb${j} + r * ${u32(s.rs)};`).join("\n")}
+${body}  }
+  if (gid.x >= ${u32(lanes)}) { return; }
+  let oc = ${u32(s.o0)} + ol;
+  let ob = ((img * ${u32(s.cout)} + oc) * ${u32(s.hout)} + oy0) * ${u32(s.wout)} + ox0;
+${stores.join("\n")}
+}`;
+  return {
+    src: { label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}`, code },
+    groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
+  };
+}
+
+/** Whether a sweep can read its input as vec4: an unpadded stride-1 1x1 kernel on rows of whole vec4s. */
+function sweepVec4(s: SweepShape): boolean {
+  const { tn } = sweepBlock(s);
+  return s.kh === 1 && s.kw === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0 && tn % 4 === 0 &&
+    s.win % 4 === 0;
+}
+
+/** True when a region can be bound as an array of vec4 (16-byte offset and size). */
+function vec4Region(r: Region): boolean {
+  return r.offset % 16 === 0 && r.size % 16 === 0;
+}
+
+/** Floats of the weight window a sweep reads. */
+function weightWindowFloats(s: SweepShape): number {
+  return (s.oCount - 1) * s.os + (s.rCount - 1) * s.rs + s.kh * s.kw;
+}
+
+/** The sweeps of a forward convolution: one per block of output channels whose weights fit a uniform window. */
+export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
+  const CT = g.c * g.kh * g.kw;
+  const per = Math.floor(UNIFORM_FLOATS / CT);
+  if (per < 1) return [];
+  // The register block, shrunk when even 16 output channels' weights overflow a window.
+  const tm = Math.min(
+    sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw }).tm,
+    divisorAtMost(g.k, per),
+  );
+  // Blocks of whole TM-channel register blocks whose windows start at aligned offsets.
+  let block = g.k;
+  if (per < g.k) {
+    block = Math.floor(per / tm) * tm;
+    while (block > 0 && (block * CT * 4) % align !== 0) block -= tm;
+  }
+  if (block < 1) return [];
+  const out: SweepShape[] = [];
+  for (let o0 = 0; o0 < g.k; o0 += block) {
+    out.push({
+      n: g.n,
+      cin: g.c,
+      hin: g.h,
+      win: g.w,
+      cout: g.k,
+      hout: g.oh,
+      wout: g.ow,
+      kh: g.kh,
+      kw: g.kw,
+      sh: g.sh,
+      sw: g.sw,
+      ph: g.ph,
+      pw: g.pw,
+      o0,
+      oCount: Math.min(block, g.k - o0),
+      r0: 0,
+      rCount: g.c,
+      os: CT,
+      rs: g.kh * g.kw,
+      flip: false,
+    });
+  }
+  return out;
+}
+
+/**
+ * The sweeps of a stride-1 input gradient: dx = sum over output channels m of dy[m] swept with
+ * the flipped kernel; one sweep per block of m whose weights fit a uniform window, the later
+ * ones adding into dx.
+ */
+export function dgradSweeps(g: ConvGeometry, align = 256): SweepShape[] {
+  if (g.sh !== 1 || g.sw !== 1) return [];
+  const CT = g.c * g.kh * g.kw;
+  let per = Math.floor(UNIFORM_FLOATS / CT);
+  // Windows of whole blocks of output channels, starting at aligned offsets.
+  if (per < g.k) { while (per > 0 && (per * CT * 4) % align !== 0) per--; }
+  if (per < 1) return [];
+  const out: SweepShape[] = [];
+  for (let r0 = 0; r0 < g.k; r0 += per) {
+    out.push({
+      n: g.n,
+      cin: g.k,
+      hin: g.oh,
+      win: g.ow,
+      cout: g.c,
+      hout: g.h,
+      wout: g.w,
+      kh: g.kh,
+      kw: g.kw,
+      sh: 1,
+      sw: 1,
+      ph: g.kh - 1 - g.ph,
+      pw: g.kw - 1 - g.pw,
+      o0: 0,
+      oCount: g.c,
+      r0,
+      rCount: Math.min(per, g.k - r0),
+      os: g.kh * g.kw,
+      rs: CT,
+      flip: true,
+    });
+  }
+  return out;
+}
+
+/**
+ * Whether the direct kernels can run `g`: one group; for the input gradient also stride 1; for
+ * the weight gradient a row of kernel taps per invocation that stays in registers.
  */
 export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad"): boolean {
   if (g.groups !== 1) return false;
-  if (kind === "wgrad") {
-    // Per-image windows of dy and x start at multiples of their sizes: keep those multiples of
-    // 256 bytes, the largest offset alignment WebGPU allows an adapter to demand.
-    // Fewer than 8 output channels per window leave too few multiply-adds per activation load.
-    const kb = wgradBlock(g);
-    return kb >= Math.min(g.k, 8) && (kb * g.oh * g.ow) % 64 === 0 && (g.c * g.h * g.w) % 64 === 0;
-  }
-  if (kind === "dgrad" && (g.sh !== 1 || g.sw !== 1)) return false;
-  return g.k * g.c * g.kh * g.kw <= UNIFORM_FLOATS;
+  if (kind === "forward") return forwardSweeps(g).length > 0;
+  if (kind === "dgrad") return dgradSweeps(g).length > 0;
+  return g.kh * g.kw <= 49;
 }
 
-/** y (+)= conv(x, w) (+ bias). Bindings: x, w (uniform), [bias], y. */
-export function directForwardKernel(
-  g: ConvGeometry,
-  opts: { bias?: boolean; accumulate?: boolean } = {},
-): DirectKernel {
-  const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow, P = g.n * OHW;
-  const TM = divisorAtMost(g.k, MAX_TM);
-  const acc = Array.from({ length: TM }, (_, j) => j);
-  const check = padded(g);
-  let taps = "";
-  for (let ky = 0; ky < g.kh; ky++) {
-    taps += `    let iy${ky} = oy * ${u32(g.sh)} + ${u32(ky)} - ${u32(g.ph)};\n`;
-    for (let kx = 0; kx < g.kw; kx++) {
-      const t = ky * g.kw + kx;
-      const at = `xc + iy${ky} * ${u32(g.w)} + ox * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
-      taps += check
-        ? `    var v${t} = 0.0;
-    if (iy${ky} < ${u32(g.h)} && ox * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)} < ${
-          u32(g.w)
-        }) { v${t} = x[${at}]; }\n`
-        : `    let v${t} = x[${at}];\n`;
-      taps += acc.map((j) => `    a${j} = fma(wt(e + ${u32(j * CT + t)}), v${t}, a${j});\n`).join("");
-    }
-  }
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-${uniformDecl(1, "w", g.k * CT, "wt")}
-${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(${DIRECT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let p = min(gid.x, ${u32(P - 1)});
-  let m0 = wid.y * ${u32(TM)};
-  let img = p / ${u32(OHW)};
-  let oy = (p / ${u32(g.ow)}) % ${u32(g.oh)};
-  let ox = p % ${u32(g.ow)};
-${acc.map((j) => `  var a${j} = 0.0;`).join("\n")}
-  for (var c = 0u; c < ${u32(g.c)}; c++) {
-    let xc = (img * ${u32(g.c)} + c) * ${u32(g.h * g.w)};
-    let e = m0 * ${u32(CT)} + c * ${u32(T)};
-${taps}  }
-  if (gid.x >= ${u32(P)}) { return; }
-  let yo = (img * ${u32(g.k)} + m0) * ${u32(OHW)} + oy * ${u32(g.ow)} + ox;
-${
-    acc.map((j) => {
-      const v = opts.bias ? `a${j} + bias[m0 + ${u32(j)}]` : `a${j}`;
-      const o = `y[yo + ${u32(j * OHW)}]`;
-      return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
-    }).join("\n")
-  }
-}`;
-  const label = `conv_fwd_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}`;
-  return { src: { label, code }, groups: [Math.ceil(P / DIRECT_WG), g.k / TM, 1] };
-}
-
-/**
- * dx (+)= conv_transpose(dy, w) (+ bias per input channel) for stride 1. Bindings: dy, w
- * (uniform), [bias], dx.
- */
-export function directDgradKernel(
-  g: ConvGeometry,
-  opts: { bias?: boolean; accumulate?: boolean } = {},
-): DirectKernel {
-  if (g.sh !== 1 || g.sw !== 1) throw new RangeError(`direct dgrad needs stride 1, got ${g.sh}x${g.sw}`);
-  const T = g.kh * g.kw, CT = g.c * T, HW = g.h * g.w, OHW = g.oh * g.ow, P = g.n * HW;
-  const TM = divisorAtMost(g.c, MAX_TM);
-  const acc = Array.from({ length: TM }, (_, j) => j);
-  const check = padded(g) || g.oh !== g.h || g.ow !== g.w;
-  let taps = "";
-  for (let ky = 0; ky < g.kh; ky++) {
-    taps += `    let oy${ky} = iy + ${u32(g.ph)} - ${u32(ky)};\n`;
-    for (let kx = 0; kx < g.kw; kx++) {
-      const t = ky * g.kw + kx;
-      const ox = `ix + ${u32(g.pw)} - ${u32(kx)}`;
-      const at = `dk + oy${ky} * ${u32(g.ow)} + ${ox}`;
-      taps += check
-        ? `    var v${t} = 0.0;
-    if (oy${ky} < ${u32(g.oh)} && ${ox} < ${u32(g.ow)}) { v${t} = dy[${at}]; }\n`
-        : `    let v${t} = dy[${at}];\n`;
-      taps += acc.map((j) => `    a${j} = fma(wt(e + ${u32(j * T + t)}), v${t}, a${j});\n`).join("");
-    }
-  }
-  const code = `@group(0) @binding(0) var<storage, read> dy: array<f32>;
-${uniformDecl(1, "w", g.k * CT, "wt")}
-${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${DIRECT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let q = min(gid.x, ${u32(P - 1)});
-  let c0 = wid.y * ${u32(TM)};
-  let img = q / ${u32(HW)};
-  let iy = (q / ${u32(g.w)}) % ${u32(g.h)};
-  let ix = q % ${u32(g.w)};
-${acc.map((j) => `  var a${j} = 0.0;`).join("\n")}
-  for (var k = 0u; k < ${u32(g.k)}; k++) {
-    let dk = (img * ${u32(g.k)} + k) * ${u32(OHW)};
-    let e = (k * ${u32(g.c)} + c0) * ${u32(T)};
-${taps}  }
-  if (gid.x >= ${u32(P)}) { return; }
-  let xo = (img * ${u32(g.c)} + c0) * ${u32(HW)} + iy * ${u32(g.w)} + ix;
-${
-    acc.map((j) => {
-      const v = opts.bias ? `a${j} + bias[c0 + ${u32(j)}]` : `a${j}`;
-      const o = `dx[xo + ${u32(j * HW)}]`;
-      return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
-    }).join("\n")
-  }
-}`;
-  const label = `conv_dgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""}${
-    opts.accumulate ? " +=" : ""
-  }`;
-  return { src: { label, code }, groups: [Math.ceil(P / DIRECT_WG), g.c / TM, 1] };
-}
-
-/**
- * Output channels per weight-gradient dispatch: the largest divisor of K, at most 32, whose dy
- * window (KB channels of one image) fits a uniform binding; 0 when none does.
- */
-export function wgradBlock(g: ConvGeometry): number {
-  const OHW = g.oh * g.ow;
-  for (let kb = Math.min(g.k, MAX_TM); kb >= 1; kb--) {
-    if (g.k % kb === 0 && kb * OHW <= UNIFORM_FLOATS) return kb;
-  }
-  return 0;
-}
-
-/** Workgroup size of the weight gradient: few lanes (C*kh*kw + 1), so small groups share the cores. */
-const WGRAD_WG = 32;
-
-/**
- * The part of dw (and db) that one image's output channels k0 .. k0+KB contribute; the first
- * image overwrites, later ones add. Bindings: dy window (uniform: dy[img, k0 .. k0+KB]), x window
- * (x[img]), dw, [db].
- */
-export function directWgradKernel(
-  g: ConvGeometry,
-  opts: { k0: number; first: boolean; bias?: boolean },
-): DirectKernel {
-  const KB = wgradBlock(g);
-  if (!KB || g.groups !== 1) throw new RangeError(`direct wgrad cannot run ${shapeLabel(g)}`);
-  const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow;
-  const lanes = CT + (opts.bias ? 1 : 0);
-  const acc = Array.from({ length: KB }, (_, j) => j);
-  const check = padded(g);
-  const xAt = `xc + iy * ${u32(g.w)} + ix`;
-  const load = check
-    ? `var v = 0.0;
-      if (iy < ${u32(g.h)} && ix < ${u32(g.w)}) { v = x[${xAt}]; }`
-    : `let v = x[${xAt}];`;
-  const store = (j: number, o: string) => `${o} = ${opts.first ? "" : `${o} + `}a${j};`;
-  const code = `${uniformDecl(0, "dyw", KB * OHW, "dyv")}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
-${opts.bias ? "@group(0) @binding(3) var<storage, read_write> db: array<f32>;" : ""}
-@compute @workgroup_size(${WGRAD_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let l = min(gid.x, ${u32(lanes - 1)});
-  let bias_lane = l >= ${u32(CT)};
-  let ch = min(l, ${u32(CT - 1)}) / ${u32(T)};
-  let t = min(l, ${u32(CT - 1)}) % ${u32(T)};
-  let ky = t / ${u32(g.kw)};
-  let kx = t % ${u32(g.kw)};
-  let xc = ch * ${u32(g.h * g.w)};
-${acc.map((j) => `  var a${j} = 0.0;`).join("\n")}
-  for (var oy = 0u; oy < ${u32(g.oh)}; oy++) {
-    let iy = oy * ${u32(g.sh)} + ky - ${u32(g.ph)};
-    for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {
-      let ix = ox * ${u32(g.sw)} + kx - ${u32(g.pw)};
-      ${load}
-      let u = select(v, 1.0, bias_lane);
-      let p = oy * ${u32(g.ow)} + ox;
-${acc.map((j) => `      a${j} = fma(dyv(p + ${u32(j * OHW)}), u, a${j});`).join("\n")}
-    }
-  }
-  if (gid.x >= ${u32(lanes)}) { return; }
-  if (bias_lane) {
-${opts.bias ? acc.map((j) => `    ${store(j, `db[${u32(opts.k0 + j)}]`)}`).join("\n") : ""}
-    return;
-  }
-${acc.map((j) => `  ${store(j, `dw[${u32((opts.k0 + j) * CT)} + l]`)}`).join("\n")}
-}`;
-  const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} k${opts.k0}+${KB}${
-    opts.first ? "" : " +="
-  }`;
-  return { src: { label, code }, groups: [Math.ceil(lanes / WGRAD_WG), 1, 1] };
-}
-
-/** Records the direct forward; false (nothing recorded) when the weights cannot be bound as uniform. */
+/** Records a forward convolution as sweeps; false (nothing recorded) when a weight window cannot be bound. */
 export function recordDirectForward(
   rec: Recorder,
   io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
   opts: { accumulate?: boolean } = {},
 ): boolean {
   const g = io.geometry;
-  const w = directFits(g, "forward") ? uniformRegion(io.w, g.k * g.c * g.kh * g.kw) : null;
-  if (!w) return false;
-  const k = directForwardKernel(g, { bias: !!io.bias, accumulate: opts.accumulate });
-  rec.dispatch(k.src, [io.x, w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
+  if (!directFits(g, "forward")) return false;
+  const align = rec.kernels.gpu.device.limits.minUniformBufferOffsetAlignment;
+  const plan = forwardSweeps(g, align).map((s) => ({
+    s,
+    w: uniformWindow(io.w, s.o0 * s.os * 4, weightWindowFloats(s), align),
+  }));
+  if (plan.some((p) => !p.w)) return false;
+  for (const { s, w } of plan) {
+    const label = `conv_fwd_direct ${shapeLabel(g)}${io.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}${
+      plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
+    }`;
+    const vec4 = sweepVec4(s) && vec4Region(io.x);
+    const k = directSweepKernel(s, { bias: !!io.bias, accumulate: opts.accumulate, label, vec4 });
+    rec.dispatch(k.src, [io.x, w!, ...(io.bias ? [io.bias] : []), io.y], k.groups);
+  }
   return true;
 }
 
-/** Records the direct input gradient; false (nothing recorded) when it cannot run. */
+/** Records a stride-1 input gradient as sweeps; false (nothing recorded) when it cannot run. */
 export function recordDirectDgrad(
   rec: Recorder,
   io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
   opts: { accumulate?: boolean } = {},
 ): boolean {
   const g = io.geometry;
-  const w = directFits(g, "dgrad") ? uniformRegion(io.w, g.k * g.c * g.kh * g.kw) : null;
-  if (!w) return false;
-  const k = directDgradKernel(g, { bias: !!io.bias, accumulate: opts.accumulate });
-  rec.dispatch(k.src, [io.dy, w, ...(io.bias ? [io.bias] : []), io.dx], k.groups);
+  if (!directFits(g, "dgrad")) return false;
+  const align = rec.kernels.gpu.device.limits.minUniformBufferOffsetAlignment;
+  const plan = dgradSweeps(g, align).map((s) => ({
+    s,
+    w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
+  }));
+  if (plan.some((p) => !p.w)) return false;
+  plan.forEach(({ s, w }, i) => {
+    const acc = opts.accumulate || i > 0, bias = !!io.bias && i === 0;
+    const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
+      plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
+    }`;
+    const vec4 = sweepVec4(s) && vec4Region(io.dy);
+    const k = directSweepKernel(s, { bias, accumulate: acc, label, vec4 });
+    rec.dispatch(k.src, [io.dy, w!, ...(bias ? [io.bias!] : []), io.dx], k.groups);
+  });
   return true;
 }
 
+/** Fewest workgroups a weight gradient runs as (see {@linkcode wgradPlan}). */
+const WGRAD_BLOCKS = 2;
+
 /**
- * Records the direct weight (and bias) gradient: one dispatch per image and block of output
- * channels, each binding that block of dy as a uniform buffer. False (nothing recorded) when a
- * window cannot be bound (alignment, usage or size).
+ * How the weight gradient of `g` is cut: TM output channels and TC input channels per
+ * invocation (TC > 1 only for small kernels, so TC x kh x kw values feed each dy value), and S
+ * splits of the images.
+ */
+export function wgradPlan(
+  g: ConvGeometry,
+  opts: { split?: boolean } = {},
+): { tm: number; tc: number; rows: number; lanes: number; wg: number; splits: number; perSplit: number } {
+  const tm = divisorAtMost(g.k, 16);
+  // TC channels per invocation while that still leaves a SIMD chunk (8) of invocations. At most
+  // 8 taps' worth: two channels of a 3x3 kernel ran 7% faster but took LLVM 70% longer to compile.
+  const tc = divisorAtMost(g.c, Math.max(1, Math.min(Math.floor(8 / (g.kh * g.kw)), Math.floor(g.c / 8))));
+  // Too few channels for a chunk (an RGB input): one invocation per (channel, kernel row).
+  const rows = g.c / tc < 8 && g.kh > 1 ? 1 : g.kh;
+  const lanes = (g.c / tc) * (g.kh / rows);
+  const wg = fitWorkgroup(lanes);
+  // At least WGRAD_BLOCKS workgroups, splitting the images (whole ones) when the channel blocks
+  // are fewer. A fixed count rather than the machine's cores, so the summation order (and the
+  // result, bit for bit) does not depend on the machine; two matched eight on the tiny preset.
+  const blocks = (g.k / tm) * Math.ceil(lanes / wg);
+  const splits = opts.split === false ? 1 : Math.max(1, Math.min(g.n, Math.ceil(WGRAD_BLOCKS / blocks)));
+  const perSplit = Math.ceil(g.n / splits);
+  return { tm, tc, rows, lanes, wg, splits: Math.ceil(g.n / perSplit), perSplit };
+}
+
+/** Workspace floats the direct weight gradient needs (0 without a split). */
+export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): number {
+  const { splits } = wgradPlan(g);
+  return splits > 1 ? splits * g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0)) : 0;
+}
+
+/**
+ * dw (and db) of one image split, or of all images: invocation = block of TC input channels,
+ * workgroup y = block of TM output channels, z = split. Writes dw/db directly without a split,
+ * else the split's partial rows [m][c*T + t] (+ a bias column) into ws. Bindings: dy, x, dw or
+ * ws, [db].
+ */
+export function directWgradKernel(
+  g: ConvGeometry,
+  opts: { bias: boolean; split?: boolean; vec4?: boolean },
+): DirectKernel {
+  const { tm: TM, tc: TC, rows: KY, lanes, wg: WG, splits: S, perSplit } = wgradPlan(g, opts);
+  const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow, HW = g.h * g.w;
+  const rowLen = CT + (opts.bias ? 1 : 0);
+  const J = Array.from({ length: TM }, (_, j) => j), Q = Array.from({ length: TC }, (_, q) => q);
+  const Rr = Array.from({ length: KY }, (_, r) => r), Kx = Array.from({ length: g.kw }, (_, kx) => kx);
+  const padY = g.ph > 0 || (g.oh - 1) * g.sh + g.kh - g.ph > g.h;
+  const padX = g.pw > 0 || (g.ow - 1) * g.sw + g.kw - g.pw > g.w;
+  // The window of x an output pixel reads: v{q}_{r}_{kx} for each of the TC channels and KY
+  // kernel rows. Moving one output column right shifts it by sw columns, so only columns
+  // kx >= kw - sw are loaded anew.
+  const keep = Math.max(0, g.kw - g.sw);
+  const load = (q: number, r: number, kx: number, ox: string) => {
+    const ix = `${ox} * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
+    const conds = [padY ? `oky${r}` : "", padX ? `(${ix}) < ${u32(g.w)}` : ""].filter(Boolean);
+    const at = `xc${q} + row${r} + ${ix}`;
+    return conds.length
+      ? `select(0.0, x[select(0u, ${at}, ${conds.join(" && ")})], ${conds.join(" && ")})`
+      : `x[${at}]`;
+  };
+  const v = (q: number, r: number, kx: number) => `v${q}_${r}_${kx}`;
+  const a = (j: number, q: number, r: number, kx: number) => `a${j}_${q}_${r}_${kx}`;
+  const decl = Q.flatMap((q) => Rr.flatMap((r) => Kx.map((kx) => `  var ${v(q, r, kx)} = 0.0;`)));
+  const acc = J.flatMap((j) => [
+    ...Q.flatMap((q) => Rr.flatMap((r) => Kx.map((kx) => `  var ${a(j, q, r, kx)} = 0.0;`))),
+    ...(opts.bias ? [`  var b${j} = 0.0;`] : []),
+  ]);
+  let rowSetup = "";
+  for (const r of Rr) {
+    rowSetup += `      let iy${r} = oy * ${u32(g.sh)} + ky0 + ${u32(r)} - ${u32(g.ph)};\n`;
+    if (padY) rowSetup += `      let oky${r} = iy${r} < ${u32(g.h)};\n`;
+    rowSetup += `      let row${r} = select(0u, iy${r}, ${padY ? `oky${r}` : "true"}) * ${u32(g.w)};\n`;
+    for (const q of Q) {
+      for (let kx = 0; kx < keep; kx++) rowSetup += `      ${v(q, r, kx)} = ${load(q, r, kx, "0u")};\n`;
+    }
+  }
+  // One output column: load the window's new columns, then TM x TC x KY x kw FMAs, then slide.
+  const column = (ox: string, d: (j: number) => string, xNew?: (q: number) => string) => {
+    let c = "";
+    for (const q of Q) {
+      for (const r of Rr) {
+        for (let kx = keep; kx < g.kw; kx++) {
+          c += `        ${v(q, r, kx)} = ${xNew ? xNew(q) : load(q, r, kx, ox)};\n`;
+        }
+      }
+    }
+    for (const j of J) {
+      c += `        {\n          let d = ${d(j)};\n`;
+      for (const q of Q) {
+        for (const r of Rr) {
+          for (const kx of Kx) {
+            c += `          ${a(j, q, r, kx)} = fma(d, ${v(q, r, kx)}, ${a(j, q, r, kx)});\n`;
+          }
+        }
+      }
+      if (opts.bias) c += `          b${j} += d;\n`;
+      c += "        }\n";
+    }
+    for (const q of Q) {
+      for (const r of Rr) {
+        for (let kx = 0; kx < keep; kx++) c += `        ${v(q, r, kx)} = ${v(q, r, kx + g.sw)};\n`;
+      }
+    }
+    return c;
+  };
+  // With vec4 access, four output columns per iteration: dy (and, for an unpadded 1x1 kernel,
+  // x) come in as one vec4 per channel instead of four scalars.
+  const vec = !!opts.vec4 && g.ow % 4 === 0;
+  const xVec = vec && isPointwise(g) && g.w % 4 === 0 && (g.h * g.w) % 4 === 0;
+  let loop: string;
+  if (vec) {
+    let body = "";
+    for (const j of J) body += `        let dv${j} = dy4[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
+    if (xVec) { for (const q of Q) body += `        let xv${q} = x4[(xc${q} + row0) / 4u + ox4];\n`; }
+    for (let u = 0; u < 4; u++) {
+      body += `        {\n        let ox = ox4 * 4u + ${u32(u)};\n`;
+      body += column("ox", (j) => `dv${j}[${u}]`, xVec ? (q) => `xv${q}[${u}]` : undefined);
+      body += "        }\n";
+    }
+    loop = `      for (var ox4 = 0u; ox4 < ${u32(g.ow / 4)}; ox4++) {\n${body}      }`;
+  } else {
+    loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
+      column("ox", (j) => `dy[dyb + ${u32(j * OHW)} + ox]`)
+    }      }`;
+  }
+  const split = S > 1;
+  const rowAt = (j: number) =>
+    split ? `((wid.z * ${u32(g.k)} + m0 + ${u32(j)}) * ${u32(rowLen)})` : `((m0 + ${u32(j)}) * ${u32(CT)})`;
+  const stores = J.flatMap((j) =>
+    Q.flatMap((q) =>
+      Rr.flatMap((r) =>
+        Kx.map((kx) =>
+          `  ${split ? "ws" : "dw"}[${rowAt(j)} + (c0 + ${u32(q)}) * ${u32(T)} + (ky0 + ${u32(r)}) * ${
+            u32(g.kw)
+          } + ${u32(kx)}] = ${a(j, q, r, kx)};`
+        )
+      )
+    )
+  );
+  const biasStores = opts.bias
+    ? J.map((j) => split ? `    ws[${rowAt(j)} + ${u32(CT)}] = b${j};` : `    db[m0 + ${u32(j)}] = b${j};`)
+    : [];
+  const rowLanes = g.kh / KY;
+  const code = `${
+    vec
+      ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
+      : "@group(0) @binding(0) var<storage, read> dy: array<f32>;"
+  }
+${
+    xVec
+      ? "@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;"
+      : "@group(0) @binding(1) var<storage, read> x: array<f32>;"
+  }
+@group(0) @binding(2) var<storage, read_write> ${split ? "ws" : "dw"}: array<f32>;
+${opts.bias && !split ? "@group(0) @binding(3) var<storage, read_write> db: array<f32>;" : ""}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let l = min(gid.x, ${u32(lanes - 1)});
+  let c0 = (l / ${u32(rowLanes)}) * ${u32(TC)};
+  let ky0 = (l % ${u32(rowLanes)}) * ${u32(KY)};
+  let m0 = wid.y * ${u32(TM)};
+  let n0 = wid.z * ${u32(perSplit)};
+  let n1 = min(n0 + ${u32(perSplit)}, ${u32(g.n)});
+${decl.join("\n")}
+${acc.join("\n")}
+  for (var img = n0; img < n1; img++) {
+${Q.map((q) => `    let xc${q} = (img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW)};`).join("\n")}
+    for (var oy = 0u; oy < ${u32(g.oh)}; oy++) {
+      let dyb = (img * ${u32(g.k)} + m0) * ${u32(OHW)} + oy * ${u32(g.ow)};
+${rowSetup}${loop}
+    }
+  }
+  if (gid.x >= ${u32(lanes)}) { return; }
+${stores.join("\n")}
+${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""}
+}`;
+  const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
+    KY < g.kh ? " row" : ""
+  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}`;
+  return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
+}
+
+/** Folds the split partials of {@linkcode directWgradKernel} in split order into dw and db. Bindings: ws, dw, [db]. */
+function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean }): DirectKernel {
+  const { splits: S } = wgradPlan(g);
+  const CT = g.c * g.kh * g.kw, rowLen = CT + (opts.bias ? 1 : 0), total = g.k * rowLen;
+  const terms = Array.from({ length: S - 1 }, (_, s) => ` + ws[i + ${u32((s + 1) * total)}]`).join("");
+  const k = elementwise(`conv_wgrad_direct_fold ${shapeLabel(g)}${opts.bias ? " +bias" : ""} split${S}`, {
+    bindings: [
+      { name: "ws", access: "read" },
+      { name: "dw", access: "read_write" },
+      ...(opts.bias ? [{ name: "db", access: "read_write" as const }] : []),
+    ],
+    n: total,
+    body: `  let v = ws[i]${terms};
+  let m = i / ${u32(rowLen)};
+  let e = i % ${u32(rowLen)};
+  ${opts.bias ? `if (e == ${u32(CT)}) { db[m] = v; } else { dw[m * ${u32(CT)} + e] = v; }` : "dw[i] = v;"}`,
+  });
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/**
+ * Records the direct weight (and bias) gradient; with image splits the partials go through
+ * `workspace` (at least {@linkcode directWgradWorkspaceFloats} floats) and a fold dispatch, and
+ * without that room one pass covers all images. False (nothing recorded) when it cannot run.
  */
 export function recordDirectWgrad(
   rec: Recorder,
-  io: { dy: Region; x: Region; dw: Region; db?: Region; geometry: ConvGeometry },
+  io: { dy: Region; x: Region; dw: Region; db?: Region; workspace?: Region | null; geometry: ConvGeometry },
 ): boolean {
   const g = io.geometry;
   if (!directFits(g, "wgrad")) return false;
-  const KB = wgradBlock(g), OHW = g.oh * g.ow;
-  const limits = rec.kernels.gpu.device.limits;
-  const uAlign = limits.minUniformBufferOffsetAlignment, sAlign = limits.minStorageBufferOffsetAlignment;
-  const CHW = g.c * g.h * g.w;
-  const plan: { dy: Region; x: Region }[][] = [];
-  for (let img = 0; img < g.n; img++) {
-    const xOff = io.x.offset + img * CHW * 4;
-    if (xOff % sAlign !== 0) return false;
-    const x = { buffer: io.x.buffer, offset: xOff, size: CHW * 4 };
-    const row: { dy: Region; x: Region }[] = [];
-    for (let k0 = 0; k0 < g.k; k0 += KB) {
-      const off = io.dy.offset + (img * g.k + k0) * OHW * 4;
-      const dy = off % uAlign === 0 ? uniformRegion({ ...io.dy, offset: off }, KB * OHW) : null;
-      if (!dy) return false;
-      row.push({ dy, x });
-    }
-    plan.push(row);
+  const bias = !!io.db;
+  const floats = directWgradWorkspaceFloats(g, bias);
+  // Without room for the partials, one pass over all images.
+  const split = floats > 0 && !!io.workspace && io.workspace.size >= floats * 4;
+  const vec4 = vec4Region(io.dy) && vec4Region(io.x);
+  const k = directWgradKernel(g, { bias, split, vec4 });
+  if (!split) {
+    rec.dispatch(k.src, [io.dy, io.x, io.dw, ...(bias ? [io.db!] : [])], k.groups);
+    return true;
   }
-  plan.forEach((row, img) =>
-    row.forEach((win, b) => {
-      const k = directWgradKernel(g, { k0: b * KB, first: img === 0, bias: !!io.db });
-      rec.dispatch(k.src, [win.dy, win.x, io.dw, ...(io.db ? [io.db] : [])], k.groups);
-    })
-  );
+  const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: floats * 4 };
+  rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
+  const f = wgradFoldKernel(g, { bias });
+  rec.dispatch(f.src, [ws, io.dw, ...(bias ? [io.db!] : [])], f.groups);
   return true;
 }

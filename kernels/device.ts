@@ -95,6 +95,11 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
     maxComputeWorkgroupSizeY: L.maxComputeWorkgroupSizeY,
+    maxUniformBuffersPerShaderStage: L.maxUniformBuffersPerShaderStage,
+    // Alignment limits are minimums: asking for the adapter's (32 on llvmpipe, often 256 on
+    // GPUs) lets uniform weight windows and parameters start closer together.
+    minUniformBufferOffsetAlignment: L.minUniformBufferOffsetAlignment,
+    minStorageBufferOffsetAlignment: L.minStorageBufferOffsetAlignment,
   };
   const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
   const info = adapter.info;

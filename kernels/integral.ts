@@ -19,7 +19,14 @@ import {
   u32,
   WG,
 } from "./kernel.ts";
-import { chunkedKernel, chunking, type GroupLayout, workgroupFold } from "./reduce.ts";
+import {
+  chunkedKernel,
+  chunking,
+  type GroupLayout,
+  type ReduceLayout,
+  reduceLayout,
+  workgroupFold,
+} from "./reduce.ts";
 
 /** Marginal axis of IntegralX / IntegralY / IntegralZ over [N,C,H,W]. */
 export type IntegralAxis = "x" | "y" | "z";
@@ -196,6 +203,8 @@ export function softArgmaxStatsFloats(l: GroupLayout): number {
 /** Options of the soft-argmax launchers. */
 export interface SoftArgmaxOptions extends GroupLayout {
   grid: CellGrid;
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /**
@@ -211,9 +220,10 @@ export function softArgmaxForward(
   const pos = ([0, 1, 2] as const).map((axis) => cellCoord(grid, { axis, index: "k" }));
   const part = chunkedKernel(`soft_argmax_partials ${tag}`, {
     ...o,
+    layout: reduceLayout(rec, o.layout),
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `  var a = vec4f(0.0);
-  for (var i = lo + lid; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += STRIDE) {
     let k = i - g * N;
     a += x[i] * vec4f(${pos.join(", ")}, 0.0);
   }

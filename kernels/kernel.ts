@@ -186,19 +186,21 @@ export function declare(bindings: readonly Binding[]): string {
 
 /**
  * A 1-D kernel over `n` elements: `body` runs with `i` (u32) in range. The common skeleton of
- * element-wise forward and backward kernels.
+ * element-wise forward and backward kernels; `wg` invocations per workgroup (default WG; a
+ * kernel whose invocations each do a lot of work uses fewer, so the workgroups spread).
  */
 export function elementwise(
   label: string,
-  opts: { bindings: readonly Binding[]; n: number; body: string; prelude?: string },
+  opts: { bindings: readonly Binding[]; n: number; body: string; prelude?: string; wg?: number },
 ): { src: KernelSource; groups: Groups } {
+  const wg = opts.wg ?? WG;
   const code = `${declare(opts.bindings)}
 ${opts.prelude ?? ""}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = ${flatIndex()};
+  let i = ${flatIndex(wg)};
   if (i >= ${u32(opts.n)}) { return; }
 ${opts.body}
 }`;
-  return { src: { label, code }, groups: grid1d(opts.n) };
+  return { src: { label, code }, groups: grid1d(opts.n, wg) };
 }

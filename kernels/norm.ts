@@ -1,8 +1,11 @@
 /**
  * Normalisation kernels: batch norm (batch or running statistics, optional fused affine and
  * ReLU), group norm and a per-channel affine (Caffe's Scale). Every per-channel or per-group
- * statistic is reduced by one workgroup with a fixed tree, so results are bit-reproducible and
- * need no float atomics; that also lets one dispatch normalise the very elements it just reduced.
+ * statistic is reduced in a fixed order by the invocations that then use it, so results are
+ * bit-reproducible, need no float atomics, and one dispatch normalises the very elements it just
+ * reduced. Batch norm has both reduction layouts of reduce.ts: a workgroup per channel folding in
+ * a tree (GPUs), or one invocation per channel walking it in order, four values at a time, with
+ * no barriers (CPU adapters).
  *
  * Tensors are seen as [outer, channels, inner] (NCHW: N, C, H*W).
  * @module
@@ -17,7 +20,7 @@ import {
   type Region,
   u32,
 } from "./kernel.ts";
-import { workgroupFold } from "./reduce.ts";
+import { LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
 
 /**
  * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
@@ -47,12 +50,12 @@ type Bound = Binding & { region: Region };
 /** Bindings collected in order, so declarations and bound regions cannot drift apart. */
 class Bind {
   readonly list: Bound[] = [];
-  read(name: string, region: Region): this {
-    this.list.push({ name, access: "read", region });
+  read(name: string, region: Region, type?: string): this {
+    this.list.push({ name, access: "read", region, type });
     return this;
   }
-  write(name: string, region: Region): this {
-    this.list.push({ name, access: "read_write", region });
+  write(name: string, region: Region, type?: string): this {
+    this.list.push({ name, access: "read_write", region, type });
     return this;
   }
   get code(): string {
@@ -87,6 +90,33 @@ fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: v
   let lid = lidv.x;`;
 }
 
+/**
+ * WGSL walking every value of channel `c` in memory order (images, then positions), four at a
+ * time when `vec` (each tensor then also bound as `NAME4: array<vec4<f32>>`). `body(v, i)` gets
+ * an f32 or vec4 value expression of tensor `x` and the flat (vec4) index; it runs once per value
+ * or run of four.
+ */
+function walkChannel(s: ChannelShape, vec: boolean, body: (i: string) => string): string {
+  const inner = vec ? s.inner / 4 : s.inner;
+  return `  for (var n = 0u; n < ${u32(s.outer)}; n++) {
+    let base = (n * ${u32(s.channels)} + c) * ${u32(inner)};
+    for (var p = 0u; p < ${u32(inner)}; p++) {
+      let i = base + p;
+${body("i")}
+    }
+  }`;
+}
+
+/** True when every region of a "lanes" kernel can be read and written as vec4. */
+function canVec(s: ChannelShape, regions: readonly (Region | null | undefined)[]): boolean {
+  return s.inner % 4 === 0 && regions.every((r) => !r || (r.offset % 16 === 0 && r.size % 16 === 0));
+}
+
+/** The horizontal sum of an accumulator that is a vec4 when `vec`. */
+function hsum(v: string, vec: boolean): string {
+  return vec ? `((${v}.x + ${v}.y) + (${v}.z + ${v}.w))` : v;
+}
+
 function affineBindings(b: Bind, a: Affine, writable = false): { gamma: string; beta: string } {
   if (a.gamma) writable ? b.write("gamma", a.gamma) : b.read("gamma", a.gamma);
   if (a.beta) writable ? b.write("beta", a.beta) : b.read("beta", a.beta);
@@ -112,6 +142,8 @@ export interface BatchNormForwardOptions extends Affine {
       running?: { mean: Region; var: Region; scale: Region; fraction: number } | null;
     }
     | { kind: "running"; mean: Region; var: Region };
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /**
@@ -144,6 +176,7 @@ export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): voi
     return;
   }
   const run = o.stats.running;
+  if (reduceLayout(rec, o.layout) === "lanes") return batchNormForwardLanes(rec, o);
   const b = new Bind().read("x", o.x);
   // gamma/beta share the parameter buffer with the running statistics this kernel writes; WebGPU
   // forbids read-only and writable bindings of one buffer in a dispatch, so bind them writable.
@@ -151,13 +184,7 @@ export function batchNormForward(rec: Recorder, o: BatchNormForwardOptions): voi
   b.write("y", o.y).write("saved", o.stats.saved);
   if (run) b.write("rmean", run.mean).write("rvar", run.var).write("rscale", run.scale);
   const idx = channelIndex(s);
-  const update = run
-    ? `
-    let S = rscale[c] * ${f32(run.fraction)} + 1.0;
-    rscale[c] = S;
-    rmean[c] = rmean[c] + (mean - rmean[c]) / S;
-    rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`
-    : "";
+  const update = run ? runningUpdate(run, M) : "";
   const code = `${b.code}
 ${reduce(wg)}
 ${perChannelMain(s, wg)}
@@ -187,6 +214,56 @@ ${perChannelMain(s, wg)}
   );
 }
 
+/** The moving-average update of the running statistics (see {@linkcode batchNormForward}). */
+function runningUpdate(run: { fraction: number }, M: number): string {
+  return `
+    let S = rscale[c] * ${f32(run.fraction)} + 1.0;
+    rscale[c] = S;
+    rmean[c] = rmean[c] + (mean - rmean[c]) / S;
+    rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`;
+}
+
+/** Batch-statistics forward with one invocation per channel: three ordered passes, no barriers. */
+function batchNormForwardLanes(rec: Recorder, o: BatchNormForwardOptions): void {
+  if (o.stats.kind !== "batch") throw new Error("unreachable");
+  const s = o.shape, C = s.channels, M = s.outer * s.inner;
+  const run = o.stats.running;
+  const vec = canVec(s, [o.x, o.y]);
+  const T = vec ? "vec4<f32>" : "f32";
+  const b = new Bind().read("x", o.x, T);
+  const a = affineBindings(b, o, !!run);
+  b.write("y", o.y, T).write("saved", o.stats.saved);
+  if (run) b.write("rmean", run.mean).write("rvar", run.var).write("rscale", run.scale);
+  const code = `${b.code}
+@compute @workgroup_size(${LANES_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= ${u32(C)}) { return; }
+  var acc = ${T}();
+${walkChannel(s, vec, (i) => `      acc += x[${i}];`)}
+  let mean = ${hsum("acc", vec)} * ${f32(1 / M)};
+  acc = ${T}();
+${
+    walkChannel(s, vec, (i) =>
+      `      let d = x[${i}] - ${T}(mean);
+      acc += d * d;`)
+  }
+  let v = ${hsum("acc", vec)} * ${f32(1 / M)};
+  let inv = inverseSqrt(v + ${f32(o.eps)});
+  let scale = ${a.gamma} * inv;
+  let shift = ${a.beta} - mean * scale;
+${
+    walkChannel(s, vec, (i) =>
+      `      let z = x[${i}] * ${T}(scale) + ${T}(shift);
+      y[${i}] = ${o.relu ? `max(z, ${T}())` : "z"};`)
+  }
+  saved[c] = mean;
+  saved[${u32(C)} + c] = inv;${run ? runningUpdate(run, M) : ""}
+}`;
+  const label = `bn_fwd batch lanes${o.relu ? " relu" : ""}${run ? " update" : ""}${vec ? " v4" : ""}`;
+  rec.dispatch({ label, code }, b.regions, grid1d(C, LANES_WG));
+}
+
 /** Options of {@linkcode batchNormBackward}. */
 export interface BatchNormBackwardOptions extends Affine {
   x: Region;
@@ -201,6 +278,8 @@ export interface BatchNormBackwardOptions extends Affine {
   accumulate: boolean;
   dgamma?: Region | null;
   dbeta?: Region | null;
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /**
@@ -214,6 +293,7 @@ export interface BatchNormBackwardOptions extends Affine {
 export function batchNormBackward(rec: Recorder, o: BatchNormBackwardOptions): void {
   const wg = widthFor(rec);
   if (!o.dx && !o.dgamma && !o.dbeta) return;
+  if (reduceLayout(rec, o.layout) === "lanes") return batchNormBackwardLanes(rec, o);
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   const b = new Bind().read("x", o.x).read("dy", o.dy);
   const a = affineBindings(b, o);
@@ -278,6 +358,91 @@ ${body}
 }`;
   const label = `bn_bwd ${batch ? "batch" : "running"}${o.relu ? " relu" : ""}${o.accumulate ? " acc" : ""}`;
   rec.dispatch({ label, code }, b.regions, grid1d(C, 1));
+}
+
+/** {@linkcode batchNormBackward} with one invocation per channel: ordered passes, no barriers. */
+function batchNormBackwardLanes(rec: Recorder, o: BatchNormBackwardOptions): void {
+  const s = o.shape, C = s.channels, M = s.outer * s.inner;
+  const vec = canVec(s, [o.x, o.dy, o.dx]);
+  const T = vec ? "vec4<f32>" : "f32";
+  const b = new Bind().read("x", o.x, T).read("dy", o.dy, T);
+  const a = affineBindings(b, o);
+  const batch = o.stats.kind === "batch";
+  if (o.stats.kind === "batch") b.read("saved", o.stats.saved);
+  else b.read("rmean", o.stats.mean).read("rvar", o.stats.var);
+  if (o.dx) b.write("dx", o.dx, T);
+  if (o.dgamma) b.write("dgamma", o.dgamma);
+  if (o.dbeta) b.write("dbeta", o.dbeta);
+  const stats = batch
+    ? `  let mean = saved[c];
+  let inv = saved[${u32(C)} + c];`
+    : `  let mean = rmean[c];
+  let inv = inverseSqrt(rvar[c] + ${f32(o.eps)});`;
+  // The same scale/shift expression as the forward, so the ReLU mask matches it bit for bit.
+  const grad = (i: string) =>
+    `      let xi = x[${i}];
+      let z = xi * ${T}(scale) + ${T}(shift);
+      let g = ${o.relu ? `select(${T}(), dy[${i}], z > ${T}())` : `dy[${i}]`};
+      let xh = (xi - ${T}(mean)) * ${T}(inv);`;
+  const acc = o.accumulate ? (i: string) => `dx[${i}] + ` : () => "";
+  const sums = `  var sg = ${T}();
+  var sgx = ${T}();`;
+  let body: string;
+  if (batch) {
+    body = `${sums}
+${
+      walkChannel(s, vec, (i) =>
+        `${grad(i)}
+      sg += g;
+      sgx += g * xh;`)
+    }
+  let tg = ${hsum("sg", vec)};
+  let tgx = ${hsum("sgx", vec)};
+${
+      o.dx
+        ? `  let k = ${a.gamma} * inv;
+  let mg = tg * ${f32(1 / M)};
+  let mgx = tgx * ${f32(1 / M)};
+${
+          walkChannel(s, vec, (i) =>
+            `${grad(i)}
+      dx[${i}] = ${acc(i)}${T}(k) * (g - ${T}(mg) - xh * ${T}(mgx));`)
+        }`
+        : ""
+    }`;
+  } else {
+    body = `${sums}
+  let k = ${a.gamma} * inv;
+${
+      walkChannel(s, vec, (i) =>
+        `${grad(i)}
+      sg += g;
+      sgx += g * xh;${
+          o.dx
+            ? `
+      dx[${i}] = ${acc(i)}${T}(k) * g;`
+            : ""
+        }`)
+    }
+  let tg = ${hsum("sg", vec)};
+  let tgx = ${hsum("sgx", vec)};`;
+  }
+  const code = `${b.code}
+@compute @workgroup_size(${LANES_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= ${u32(C)}) { return; }
+${stats}
+  let scale = ${a.gamma} * inv;
+  let shift = ${a.beta} - mean * scale;
+${body}
+  ${o.dgamma ? "dgamma[c] = tgx;" : ""}
+  ${o.dbeta ? "dbeta[c] = tg;" : ""}
+}`;
+  const label = `bn_bwd ${batch ? "batch" : "running"} lanes${o.relu ? " relu" : ""}${
+    o.accumulate ? " acc" : ""
+  }${vec ? " v4" : ""}`;
+  rec.dispatch({ label, code }, b.regions, grid1d(C, LANES_WG));
 }
 
 /** Options of {@linkcode groupNormForward}. */

@@ -13,7 +13,46 @@
  *   are built on.
  * @module
  */
-import { type Binding, declare, f32, type Groups, type Recorder, type Region, u32, WG } from "./kernel.ts";
+import {
+  type Binding,
+  declare,
+  f32,
+  flatIndex,
+  grid1d,
+  type Groups,
+  type Recorder,
+  type Region,
+  u32,
+  WG,
+} from "./kernel.ts";
+
+/**
+ * How a reduction is spread over invocations. "workgroups": the values of a group (or chunk)
+ * are shared by a workgroup's invocations and folded in a tree with barriers (GPUs).
+ * "lanes": each invocation walks its own group or chunk in order, with no barriers and no
+ * workgroup memory (CPU adapters, where a barrier switches coroutines and a workgroup-memory
+ * access costs as much as a storage one). The summation order differs between the two, so
+ * results agree to rounding, and each is bit-reproducible on its own.
+ */
+export type ReduceLayout = "workgroups" | "lanes";
+
+let forced: ReduceLayout | null = null;
+
+/**
+ * Makes every reduction recorded without an explicit layout use `layout` (null: the adapter's
+ * again). For tests and benchmarks, which check or time the layout the adapter would not pick.
+ */
+export function forceReduceLayout(layout: ReduceLayout | null): void {
+  forced = layout;
+}
+
+/** The layout to use: `layout` when given, else "lanes" on CPU adapters and "workgroups" on GPUs. */
+export function reduceLayout(rec: Recorder, layout?: ReduceLayout): ReduceLayout {
+  return layout ?? forced ?? (rec.kernels.gpu.isFallback ? "lanes" : "workgroups");
+}
+
+/** Invocations per workgroup of "lanes" kernels: one SIMD chunk, so groups spread over many workgroups. */
+export const LANES_WG = 8;
 
 /** Options of {@linkcode workgroupFold}. */
 export interface FoldOptions {
@@ -78,27 +117,56 @@ export interface GroupLayout {
   groupSize: number;
 }
 
+/** The folds of {@linkcode standardFolds} as pass-throughs, for code shared with the "lanes" layout. */
+function identityFolds(): string {
+  return [["sum", "f32"], ["sum2", "vec2f"], ["sum4", "vec4f"], ["maxf", "f32"]]
+    .map(([name, t]) => `fn ${name}(v: ${t}, lid: u32) -> ${t} { return v; }`).join("\n");
+}
+
 /**
- * A kernel with one workgroup of {@linkcode WG} invocations per (chunk, group). `body` sees `g`
- * (group), `c` (chunk), `lo`/`hi` (the chunk's value range), `lid` (u32), the constants N
- * (group size) and Q (chunks per group), and the folds of {@linkcode standardFolds}.
+ * A kernel over (chunk, group) pairs. With the "workgroups" layout one workgroup of
+ * {@linkcode WG} invocations serves each pair; with "lanes" one invocation does. `body` sees `g`
+ * (group), `c` (chunk), `lo`/`hi` (the chunk's value range), `lid` (u32; 0 with lanes), the
+ * constants N (group size), Q (chunks per group) and STRIDE (the step of a loop starting at
+ * `lo + lid`), and the folds of {@linkcode standardFolds} (pass-throughs with lanes). Either
+ * way `lid == 0u` holds the folded value.
  */
 export function chunkedKernel(
   label: string,
-  o: GroupLayout & { bindings: readonly Binding[]; body: string },
+  o: GroupLayout & { bindings: readonly Binding[]; body: string; layout?: ReduceLayout },
 ): { src: { label: string; code: string }; groups: Groups } {
   const { chunk, chunks } = chunking(o.groupSize);
-  const code = `${declare(o.bindings)}
+  const head = `${declare(o.bindings)}
 const N = ${u32(o.groupSize)};
-const Q = ${u32(chunks)};
+const Q = ${u32(chunks)};`;
+  const range = `  let lo = g * N + c * ${u32(chunk)};
+  let hi = min(lo + ${u32(chunk)}, g * N + N);`;
+  if (o.layout === "lanes") {
+    const pairs = o.groups * chunks;
+    const code = `${head}
+const STRIDE = 1u;
+${identityFolds()}
+@compute @workgroup_size(${LANES_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let pair = ${flatIndex(LANES_WG)};
+  if (pair >= ${u32(pairs)}) { return; }
+  let lid = 0u;
+  let g = pair / Q;
+  let c = pair % Q;
+${range}
+${o.body}
+}`;
+    return { src: { label: `${label} lanes`, code }, groups: grid1d(pairs, LANES_WG) };
+  }
+  const code = `${head}
+const STRIDE = ${WG}u;
 ${standardFolds()}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let lid = lidv.x;
   let g = wid.y;
   let c = wid.x;
-  let lo = g * N + c * ${u32(chunk)};
-  let hi = min(lo + ${u32(chunk)}, g * N + N);
+${range}
 ${o.body}
 }`;
   return { src: { label, code }, groups: [chunks, o.groups] };
@@ -128,6 +196,8 @@ export interface SumOptions {
   scale?: number;
   /** Add into the output instead of overwriting it. */
   accumulate?: boolean;
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /**
@@ -137,6 +207,7 @@ export interface SumOptions {
 export function recordSum(rec: Recorder, o: SumOptions): void {
   const P = partialCount(o.n);
   const ins = o.inputs.map((b) => ({ name: b.name, access: "read" as const, type: b.type }));
+  if (reduceLayout(rec, o.layout) === "lanes") return recordSumLanes(rec, o, P);
   const pass1 = `${declare([...ins, { name: "partials", access: "read_write" }])}
 ${workgroupFold({ name: "sum", type: "f32", combine: "a + b" })}
 @compute @workgroup_size(${WG})
@@ -164,4 +235,51 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   if (lid.x == 0u) { out[${idx}] = ${o.accumulate ? `out[${idx}] + ` : ""}${f32(o.scale ?? 1)} * total; }
 }`;
   rec.dispatch({ label: `${o.label} (total)`, code: pass2 }, [o.partials, o.out], [1]);
+}
+
+/** {@linkcode recordSum} with lanes: invocation p sums terms p, p + P, ...; one invocation folds the P partials. */
+function recordSumLanes(rec: Recorder, o: SumOptions, P: number): void {
+  const ins = o.inputs.map((b) => ({ name: b.name, access: "read" as const, type: b.type }));
+  const idx = u32(o.outIndex ?? 0);
+  const put = (v: string) =>
+    `out[${idx}] = ${o.accumulate ? `out[${idx}] + ` : ""}${f32(o.scale ?? 1)} * ${v};`;
+  if (P === 1) {
+    // Few terms (metrics over B x J values): one invocation sums them all, one dispatch.
+    const code = `${declare([...ins, { name: "out", access: "read_write" }])}
+@compute @workgroup_size(1)
+fn main() {
+  var acc = 0.0;
+  for (var i = 0u; i < ${u32(o.n)}; i++) {
+${o.prelude ?? ""}
+    acc += ${o.term};
+  }
+  ${put("acc")}
+}`;
+    rec.dispatch({ label: `${o.label} (sum, lanes)`, code }, [...o.inputs.map((b) => b.region), o.out], [1]);
+    return;
+  }
+  const pass1 = `${declare([...ins, { name: "partials", access: "read_write" }])}
+@compute @workgroup_size(${LANES_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let part_ = gid.x;
+  if (part_ >= ${u32(P)}) { return; }
+  var acc = 0.0;
+  for (var i = part_; i < ${u32(o.n)}; i += ${u32(P)}) {
+${o.prelude ?? ""}
+    acc += ${o.term};
+  }
+  partials[part_] = acc;
+}`;
+  rec.dispatch({ label: `${o.label} (partial sums, lanes)`, code: pass1 }, [
+    ...o.inputs.map((b) => b.region),
+    o.partials,
+  ], [Math.ceil(P / LANES_WG)]);
+  const pass2 = `${declare([{ name: "partials", access: "read" }, { name: "out", access: "read_write" }])}
+@compute @workgroup_size(1)
+fn main() {
+  var total = 0.0;
+  for (var i = 0u; i < ${u32(P)}; i++) { total += partials[i]; }
+  ${put("total")}
+}`;
+  rec.dispatch({ label: `${o.label} (total, lanes)`, code: pass2 }, [o.partials, o.out], [1]);
 }

@@ -11,8 +11,8 @@
  * partials itself cost more than the pass's own work.
  * @module
  */
-import { elementwise, f32, type Recorder, type Region, u32, WG } from "./kernel.ts";
-import { chunkedKernel, chunking, type GroupLayout } from "./reduce.ts";
+import { elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
+import { chunkedKernel, chunking, type GroupLayout, type ReduceLayout, reduceLayout } from "./reduce.ts";
 
 /**
  * Scratch of `width` floats per record: one record per (group, chunk) of partials, then one per
@@ -72,10 +72,13 @@ export interface SoftmaxOptions extends GroupLayout {
   legacy: boolean;
   /** Scratch of {@linkcode softmaxStatsFloats} floats. */
   stats: Region;
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /** y = softmax(scale * x) over each group, max-subtracted unless legacy. */
 export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y: Region }): void {
+  o = { ...o, layout: reduceLayout(rec, o.layout) };
   const sc = f32(o.scale);
   const tag = `${o.legacy ? " legacy" : ""} n${o.groupSize}`;
   // Chunk max, then the chunk's sum of exp(v - max); legacy fixes the max at 0 as the seed did.
@@ -84,11 +87,11 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `${
       o.legacy ? "  let cm = 0.0;" : `  var m = -3.0e38;
-  for (var i = lo + lid; i < hi; i += ${WG}u) { m = max(m, ${sc} * x[i]); }
+  for (var i = lo + lid; i < hi; i += STRIDE) { m = max(m, ${sc} * x[i]); }
   let cm = maxf(m, lid);`
     }
   var acc = 0.0;
-  for (var i = lo + lid; i < hi; i += ${WG}u) { acc += exp(${sc} * x[i] - cm); }
+  for (var i = lo + lid; i < hi; i += STRIDE) { acc += exp(${sc} * x[i] - cm); }
   let cs = sum(acc, lid);
   if (lid == 0u) {
     stats[2u * (g * Q + c)] = cm;
@@ -106,7 +109,7 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
     ],
     body: `  let mx = stats[${total(o, 2, 0)}];
   let z = stats[${total(o, 2, 1)}];
-  for (var i = lo + lid; i < hi; i += ${WG}u) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
+  for (var i = lo + lid; i < hi; i += STRIDE) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
   });
   rec.dispatch(norm.src, [o.x, o.stats, o.y], norm.groups);
 }
@@ -119,6 +122,7 @@ export function softmaxBackward(
   rec: Recorder,
   o: SoftmaxOptions & { y: Region; dy: Region; dx: Region; accumulate: boolean },
 ): void {
+  o = { ...o, layout: reduceLayout(rec, o.layout) };
   const sc = f32(o.scale);
   const acc = o.accumulate ? "dx[i] + " : "";
   const tag = `${o.legacy ? " legacy" : ""}${o.accumulate ? " acc" : ""} n${o.groupSize}`;
@@ -131,7 +135,7 @@ export function softmaxBackward(
         { name: "dx", access: "read_write" },
       ],
       body:
-        `  for (var i = lo + lid; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * dy[i] * y[i] * (1.0 - y[i]); }`,
+        `  for (var i = lo + lid; i < hi; i += STRIDE) { dx[i] = ${acc}${sc} * dy[i] * y[i] * (1.0 - y[i]); }`,
     });
     rec.dispatch(k.src, [o.y, o.dy, o.dx], k.groups);
     return;
@@ -144,7 +148,7 @@ export function softmaxBackward(
       { name: "stats", access: "read_write" },
     ],
     body: `  var a = 0.0;
-  for (var i = lo + lid; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+  for (var i = lo + lid; i < hi; i += STRIDE) { a += dy[i] * y[i]; }
   let cs = sum(a, lid);
   if (lid == 0u) { stats[2u * (g * Q + c)] = cs; }`,
   });
@@ -159,7 +163,7 @@ export function softmaxBackward(
       { name: "dx", access: "read_write" },
     ],
     body: `  let t = stats[${total(o, 2, 0)}];
-  for (var i = lo + lid; i < hi; i += ${WG}u) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
+  for (var i = lo + lid; i < hi; i += STRIDE) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
   });
   rec.dispatch(k.src, [o.y, o.dy, o.stats, o.dx], k.groups);
 }
@@ -186,17 +190,20 @@ export interface NormalizeOptions extends GroupLayout {
   channels: number;
   /** Scratch of {@linkcode normalizeStatsFloats} floats. */
   stats: Region;
+  /** Reduction layout (default: the adapter's, see {@linkcode ReduceLayout}). */
+  layout?: ReduceLayout;
 }
 
 /** Writes y = v / Z per group (Z = sum of above-threshold values; uniform when Z ~ 0). */
 export function normalizeForward(rec: Recorder, o: NormalizeOptions & { x: Region; y: Region }): void {
+  o = { ...o, layout: reduceLayout(rec, o.layout) };
   const tau = f32(o.threshold);
   const tag = `${o.mode} n${o.groupSize}`;
   const stats = chunkedKernel(`normalize_stats ${tag}`, {
     ...o,
     bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
     body: `  var a = vec4f(0.0);
-  for (var i = lo + lid; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += STRIDE) {
     let v = x[i];
     a += vec4f(select(0.0, v, v - ${tau} > 1e-6), v, 0.0, 0.0);
   }
@@ -230,7 +237,7 @@ export function normalizeForward(rec: Recorder, o: NormalizeOptions & { x: Regio
     ],
     body: `  let z = stats[${total(o, 3, 0)}];
 ${uniform}
-  for (var i = lo + lid; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += STRIDE) {
     let v = x[i];
     y[i] = select(${keep}, ${f32(1 / o.groupSize)}, unif);
   }`,
@@ -247,6 +254,7 @@ export function normalizeBackward(
   rec: Recorder,
   o: NormalizeOptions & { x: Region; y: Region; dy: Region; dx: Region; accumulate: boolean },
 ): void {
+  o = { ...o, layout: reduceLayout(rec, o.layout) };
   const tau = f32(o.threshold);
   const acc = o.accumulate ? "dx[i] + " : "";
   const tag = `${o.mode}${o.accumulate ? " acc" : ""} n${o.groupSize}`;
@@ -261,7 +269,7 @@ export function normalizeBackward(
         { name: "dx", access: "read_write" },
       ],
       body: `  let z = stats[${total(o, 3, slot)}];
-  for (var i = lo + lid; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += STRIDE) {
     dx[i] = ${acc}select(0.0, dy[i] * (z - x[i]) / (z * z), abs(z) > 1e-6);
   }`,
     });
@@ -276,7 +284,7 @@ export function normalizeBackward(
       { name: "stats", access: "read_write" },
     ],
     body: `  var a = 0.0;
-  for (var i = lo + lid; i < hi; i += ${WG}u) { a += dy[i] * y[i]; }
+  for (var i = lo + lid; i < hi; i += STRIDE) { a += dy[i] * y[i]; }
   let cs = sum(a, lid);
   if (lid == 0u) { stats[3u * (g * Q + c) + 2u] = cs; }`,
   });
@@ -293,7 +301,7 @@ export function normalizeBackward(
     body: `  let z = stats[${total(o, 3, 0)}];
   let t = stats[${total(o, 3, 2)}];
   let live = abs(z) >= 1e-6;
-  for (var i = lo + lid; i < hi; i += ${WG}u) {
+  for (var i = lo + lid; i < hi; i += STRIDE) {
     dx[i] = ${acc}select(0.0, (dy[i] - t) / z, live && x[i] - ${tau} > 1e-6);
   }`,
   });

@@ -45,21 +45,31 @@ export interface WeightedSumOptions {
   accumulate?: boolean;
 }
 
+/**
+ * Whether n elements of every region can be handled as vec4s: one load or store then moves four
+ * values, which on a CPU adapter costs about what one value does (and suits GPUs as well).
+ */
+function vec4Able(n: number, regions: readonly Region[]): boolean {
+  return n % 4 === 0 && regions.every((r) => r.offset % 16 === 0 && r.size % 16 === 0);
+}
+
 /** out (+)= sum_k coeffs[k] * inputs[k] + shift, over n elements. */
 export function weightedSum(rec: Recorder, o: WeightedSumOptions): void {
   const items = o.inputs.map((region, k) => ({ region, coeff: o.coeffs?.[k] ?? 1 }));
   const runs = chunks(items, MAX_BINDINGS - 1, () => false);
+  const v = vec4Able(o.n, [...o.inputs, o.out]);
+  const type = v ? "vec4<f32>" : "f32";
   runs.forEach((run, r) => {
     const acc = r > 0 || o.accumulate;
     const terms = run.map((t, k) => (t.coeff === 1 ? `a${k}[i]` : `${f32(t.coeff)} * a${k}[i]`));
-    if (r === 0 && o.shift) terms.push(f32(o.shift));
-    const k = elementwise(`weighted_sum ${run.length}${acc ? " acc" : ""}`, {
+    if (r === 0 && o.shift) terms.push(`${type}(${f32(o.shift)})`);
+    const k = elementwise(`weighted_sum ${run.length}${acc ? " acc" : ""}${v ? " v4" : ""}`, {
       bindings: [
-        ...run.map((_, k): Binding => ({ name: `a${k}`, access: "read" })),
-        { name: "out", access: "read_write" },
+        ...run.map((_, k): Binding => ({ name: `a${k}`, access: "read", type })),
+        { name: "out", access: "read_write", type },
       ],
-      n: o.n,
-      body: `  out[i] = ${acc ? "out[i] + " : ""}${terms.join(" + ") || "0.0"};`,
+      n: v ? o.n / 4 : o.n,
+      body: `  out[i] = ${acc ? "out[i] + " : ""}${terms.join(" + ") || `${type}()`};`,
     });
     rec.dispatch(k.src, [...run.map((t) => t.region), o.out], k.groups);
   });
@@ -82,16 +92,18 @@ export function scaledCopies(
     MAX_BINDINGS - 1,
     (run, t) => run.some((u) => u.region.buffer === t.region.buffer),
   );
+  const v = vec4Able(o.n, [o.src, ...o.targets.map((t) => t.region)]);
+  const type = v ? "vec4<f32>" : "f32";
   for (const run of runs) {
     const body = run.map((t, k) =>
       `  d${k}[i] = ${t.accumulate ? `d${k}[i] + ` : ""}${t.coeff === 1 ? "g" : `${f32(t.coeff)} * g`};`
     );
-    const k = elementwise(`scaled_copies ${run.length}`, {
+    const k = elementwise(`scaled_copies ${run.length}${v ? " v4" : ""}`, {
       bindings: [
-        { name: "src", access: "read" },
-        ...run.map((_, k): Binding => ({ name: `d${k}`, access: "read_write" })),
+        { name: "src", access: "read", type },
+        ...run.map((_, k): Binding => ({ name: `d${k}`, access: "read_write", type })),
       ],
-      n: o.n,
+      n: v ? o.n / 4 : o.n,
       body: `  let g = src[i];\n${body.join("\n")}`,
     });
     rec.dispatch(k.src, [o.src, ...run.map((t) => t.region)], k.groups);
@@ -137,7 +149,10 @@ export function concatAxis(
   o: { parts: readonly AxisPart[]; out: Region; shape: AxisShape; accumulate?: boolean },
 ): void {
   const { placed, total } = place(o.parts);
-  const inner = o.shape.inner;
+  // In units of vec4 when every row of the inner axis is whole vec4s and every region allows it.
+  const v4 = vec4Able(o.shape.inner, [o.out, ...placed.flatMap((p) => (p.region ? [p.region] : []))]);
+  const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
+  const type = v4 ? "vec4<f32>" : "f32", zero = v4 ? "vec4<f32>()" : "0.0";
   // Accumulating needs no pass over null parts; overwriting must zero them.
   const live = placed.filter((p) => p.len > 0 && (p.region || !o.accumulate));
   const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
@@ -151,18 +166,18 @@ export function concatAxis(
     for (const p of run) {
       const end = (p.start - start + p.len) * inner;
       const r = `r - ${u32((p.start - start) * inner)}`;
-      const v = p.region ? `p${b++}[o * ${u32(p.len * inner)} + ${r}]` : "0.0";
+      const v = p.region ? `p${b++}[o * ${u32(p.len * inner)} + ${r}]` : zero;
       chain += `${chain ? " else " : "  "}if (r < ${u32(end)}) { v = ${v}; }`;
     }
-    const k = elementwise(`concat ${run.length}${o.accumulate ? " acc" : ""}`, {
+    const k = elementwise(`concat ${run.length}${o.accumulate ? " acc" : ""}${v4 ? " v4" : ""}`, {
       bindings: [
-        ...bound.map((_, k): Binding => ({ name: `p${k}`, access: "read" })),
-        { name: "out", access: "read_write" },
+        ...bound.map((_, k): Binding => ({ name: `p${k}`, access: "read", type })),
+        { name: "out", access: "read_write", type },
       ],
       n: o.shape.outer * len * inner,
       body: `  let o = i / ${u32(len * inner)};
   let r = i % ${u32(len * inner)};
-  var v = 0.0;
+  var v = ${zero};
 ${chain}
   let j = o * ${u32(total * inner)} + ${u32(start * inner)} + r;
   out[j] = ${o.accumulate ? "out[j] + " : ""}v;`,
@@ -177,8 +192,10 @@ export function splitAxis(
   o: { x: Region; parts: readonly AxisPart[]; shape: AxisShape },
 ): void {
   const { placed, total } = place(o.parts);
-  const inner = o.shape.inner;
   const live = placed.filter((p) => p.len > 0 && p.region);
+  const v4 = vec4Able(o.shape.inner, [o.x, ...live.map((p) => p.region!)]);
+  const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
+  const type = v4 ? "vec4<f32>" : "f32";
   const runs = chunks(live, MAX_BINDINGS - 1, (run, p) => {
     const last = run[run.length - 1];
     return last.start + last.len !== p.start || run.some((q) => q.region!.buffer === p.region!.buffer);
@@ -192,10 +209,10 @@ export function splitAxis(
         p.accumulate ? `p${k}[j] + ` : ""
       }v; }`;
     }).join("");
-    const k = elementwise(`split ${run.length}`, {
+    const k = elementwise(`split ${run.length}${v4 ? " v4" : ""}`, {
       bindings: [
-        { name: "x", access: "read" },
-        ...run.map((_, k): Binding => ({ name: `p${k}`, access: "read_write" })),
+        { name: "x", access: "read", type },
+        ...run.map((_, k): Binding => ({ name: `p${k}`, access: "read_write", type })),
       ],
       n: o.shape.outer * len * inner,
       body: `  let o = i / ${u32(len * inner)};

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Argmax } from "../graph/layers/argmax.ts";
 import { runLayer } from "../graph/ops.ts";
 import { type CellGrid, UNIT_BOUNDS } from "../kernels/integral.ts";
-import { assertClose, randomArray } from "./gradcheck.ts";
+import { assertClose, forEachReduceLayout, randomArray } from "./gradcheck.ts";
 import { argmaxRef } from "./reference/integral.ts";
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -13,41 +13,45 @@ function grid(depth: number, height: number, width: number, bounds = UNIT_BOUNDS
 }
 
 Deno.test("argmax 2D: first maximum, ties to the earlier cell, (0.5, 0.5) when nothing exceeds 1e-6", async () => {
-  const shape = [2, 3, 6, 7];
-  const x = randomArray(numel(shape), 31);
-  const n = 42;
-  // Channel 1: an exact tie between cells 5 and 30; channel 2: nothing above 1e-6.
-  x[n + 5] = 2;
-  x[n + 30] = 2;
-  x.fill(1e-7, 2 * n, 3 * n);
-  for (const legacy of [false, true]) {
-    const out = await runLayer(new Argmax("am", { bottom: "h", top: "xy", legacy }), {
-      h: { shape, data: x },
-    });
-    const y = out.xy.data;
-    const want = argmaxRef(x, { groups: 6, grid: grid(1, 6, 7), legacy }).filter((_, i) => i % 3 !== 2);
-    assertClose(y, want, { ...TOL, what: `argmax 2D legacy=${legacy}` });
-    assertClose([y[2], y[3]], [(5 + 0.5) / 7, 0.5 / 6], { ...TOL, what: "tie goes to cell 5" });
-    assert.deepEqual([y[4], y[5]], [0.5, 0.5]);
-  }
+  await forEachReduceLayout(async () => {
+    const shape = [2, 3, 6, 7];
+    const x = randomArray(numel(shape), 31);
+    const n = 42;
+    // Channel 1: an exact tie between cells 5 and 30; channel 2: nothing above 1e-6.
+    x[n + 5] = 2;
+    x[n + 30] = 2;
+    x.fill(1e-7, 2 * n, 3 * n);
+    for (const legacy of [false, true]) {
+      const out = await runLayer(new Argmax("am", { bottom: "h", top: "xy", legacy }), {
+        h: { shape, data: x },
+      });
+      const y = out.xy.data;
+      const want = argmaxRef(x, { groups: 6, grid: grid(1, 6, 7), legacy }).filter((_, i) => i % 3 !== 2);
+      assertClose(y, want, { ...TOL, what: `argmax 2D legacy=${legacy}` });
+      assertClose([y[2], y[3]], [(5 + 0.5) / 7, 0.5 / 6], { ...TOL, what: "tie goes to cell 5" });
+      assert.deepEqual([y[4], y[5]], [0.5, 0.5]);
+    }
+  });
 });
 
 Deno.test("argmax 3D: decodes (col, row, bin) centres with bounds, single and split outputs", async () => {
-  const shape = [2, 2 * 5, 6, 4];
-  const bounds = { x: [-1, 1] as const, y: [0, 2] as const, z: [0.25, 0.75] as const };
-  const x = randomArray(numel(shape), 32);
-  x.fill(-1, 0, 120); // joint 0 of sample 0 is all negative: the cube centre
-  const want = argmaxRef(x, { groups: 4, grid: grid(5, 6, 4, bounds) });
-  const one = await runLayer(new Argmax("am", { bottom: "h", top: "xyz", depthBins: 5, bounds }), {
-    h: { shape, data: x },
+  await forEachReduceLayout(async () => {
+    const shape = [2, 2 * 5, 6, 4];
+    const bounds = { x: [-1, 1] as const, y: [0, 2] as const, z: [0.25, 0.75] as const };
+    const x = randomArray(numel(shape), 32);
+    x.fill(-1, 0, 120); // joint 0 of sample 0 is all negative: the cube centre
+    const want = argmaxRef(x, { groups: 4, grid: grid(5, 6, 4, bounds) });
+    const one = await runLayer(new Argmax("am", { bottom: "h", top: "xyz", depthBins: 5, bounds }), {
+      h: { shape, data: x },
+    });
+    assertClose(one.xyz.data, want, { ...TOL, what: "argmax 3D" });
+    assert.deepEqual([...one.xyz.data.subarray(0, 3)], [0, 1, 0.5]);
+    const split = await runLayer(new Argmax("am", { bottom: "h", tops: ["xy", "z"], depthBins: 5, bounds }), {
+      h: { shape, data: x },
+    });
+    assertClose(split.xy.data, want.filter((_, i) => i % 3 !== 2), { ...TOL, what: "split xy" });
+    assertClose(split.z.data, want.filter((_, i) => i % 3 === 2), { ...TOL, what: "split z" });
   });
-  assertClose(one.xyz.data, want, { ...TOL, what: "argmax 3D" });
-  assert.deepEqual([...one.xyz.data.subarray(0, 3)], [0, 1, 0.5]);
-  const split = await runLayer(new Argmax("am", { bottom: "h", tops: ["xy", "z"], depthBins: 5, bounds }), {
-    h: { shape, data: x },
-  });
-  assertClose(split.xy.data, want.filter((_, i) => i % 3 !== 2), { ...TOL, what: "split xy" });
-  assertClose(split.z.data, want.filter((_, i) => i % 3 === 2), { ...TOL, what: "split z" });
 });
 
 Deno.test("argmax 3D: a near-tie within 1e-6 separates the parallel rule from the seed's scan", async () => {

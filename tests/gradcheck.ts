@@ -16,7 +16,7 @@ import {
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
 import { f32 } from "../kernels/kernel.ts";
-import { partialCount, recordSum } from "../kernels/reduce.ts";
+import { forceReduceLayout, partialCount, recordSum, type ReduceLayout } from "../kernels/reduce.ts";
 import { elementwise } from "../kernels/kernel.ts";
 import { Rng } from "../io/prng.ts";
 
@@ -224,6 +224,21 @@ export async function gradcheck(
         Math.abs(fd - a) <= atol + rtol * Math.max(Math.abs(a), Math.abs(fd)),
         `param ${e.key}[${j}]: analytic ${a} vs finite difference ${fd}`,
       );
+    }
+  }
+}
+
+/**
+ * Runs `fn` once per reduction layout ("lanes", then "workgroups"), each forced on every
+ * reduction recorded meanwhile, so a test covers the layout its adapter would not pick too.
+ */
+export async function forEachReduceLayout(fn: (layout: ReduceLayout) => Promise<void>): Promise<void> {
+  for (const layout of ["lanes", "workgroups"] as const) {
+    forceReduceLayout(layout);
+    try {
+      await fn(layout);
+    } finally {
+      forceReduceLayout(null);
     }
   }
 }

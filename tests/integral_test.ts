@@ -8,7 +8,7 @@ import {
 import type { Layer } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { type CellGrid, UNIT_BOUNDS } from "../kernels/integral.ts";
-import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
+import { assertClose, forEachReduceLayout, gradcheck, probe, randomArray } from "./gradcheck.ts";
 import {
   integralAxisBackwardRef,
   integralAxisRef,
@@ -61,40 +61,44 @@ function grid(depth: number, height: number, width: number, bounds = UNIT_BOUNDS
 }
 
 Deno.test("soft-argmax 3D: one [B,J,3] top with custom bounds matches the twin; gradcheck", async () => {
-  const shape = [2, 6, 5, 4]; // J=2, D=3, H=5, W=4: unequal extents catch swapped axes
-  const bounds = { x: [-1, 1] as const, y: [0, 1] as const, z: [0.2, 0.8] as const };
-  const x = randomArray(numel(shape), 23, 0, 1);
-  const p = await probe(new SoftArgmax("sa", { bottom: "p", top: "xyz", depthBins: 3, bounds }), [shape]);
-  p.set([x]);
-  const [y] = await p.forward();
-  const gr = grid(3, 5, 4, bounds);
-  assertClose(y, softArgmaxRef(x, { groups: 4, grid: gr }), { ...FWD, what: "soft-argmax" });
-  const g = await p.backward();
-  assertClose(g.bottoms[0], softArgmaxBackwardRef(p.r[0], { groups: 4, grid: gr }), {
-    ...FWD,
-    what: "soft-argmax backward",
+  await forEachReduceLayout(async () => {
+    const shape = [2, 6, 5, 4]; // J=2, D=3, H=5, W=4: unequal extents catch swapped axes
+    const bounds = { x: [-1, 1] as const, y: [0, 1] as const, z: [0.2, 0.8] as const };
+    const x = randomArray(numel(shape), 23, 0, 1);
+    const p = await probe(new SoftArgmax("sa", { bottom: "p", top: "xyz", depthBins: 3, bounds }), [shape]);
+    p.set([x]);
+    const [y] = await p.forward();
+    const gr = grid(3, 5, 4, bounds);
+    assertClose(y, softArgmaxRef(x, { groups: 4, grid: gr }), { ...FWD, what: "soft-argmax" });
+    const g = await p.backward();
+    assertClose(g.bottoms[0], softArgmaxBackwardRef(p.r[0], { groups: 4, grid: gr }), {
+      ...FWD,
+      what: "soft-argmax backward",
+    });
+    await gradcheck(p, [x]);
+    p.net.destroy();
   });
-  await gradcheck(p, [x]);
-  p.net.destroy();
 });
 
 Deno.test("soft-argmax 3D split tops [xy, z] over chunked cubes match the twin", async () => {
-  const shape = [1, 6, 40, 40]; // 3 x 40 x 40 = 4800 per joint: two chunks
-  const x = randomArray(numel(shape), 24, 0, 1 / 2400);
-  const p = await probe(new SoftArgmax("sa", { bottom: "p", tops: ["xy", "z"], depthBins: 3 }), [shape]);
-  p.set([x]);
-  const [xy, z] = await p.forward();
-  const want = softArgmaxRef(x, { groups: 2, grid: grid(3, 40, 40) });
-  assertClose(xy, [want[0], want[1], want[3], want[4]], { ...FWD, what: "xy" });
-  assertClose(z, [want[2], want[5]], { ...FWD, what: "z" });
-  const g = await p.backward();
-  const dy = new Float32Array(6);
-  for (let j = 0; j < 2; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], p.r[1][j]], 3 * j);
-  assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 2, grid: grid(3, 40, 40) }), {
-    ...FWD,
-    what: "split backward",
+  await forEachReduceLayout(async () => {
+    const shape = [1, 6, 40, 40]; // 3 x 40 x 40 = 4800 per joint: two chunks
+    const x = randomArray(numel(shape), 24, 0, 1 / 2400);
+    const p = await probe(new SoftArgmax("sa", { bottom: "p", tops: ["xy", "z"], depthBins: 3 }), [shape]);
+    p.set([x]);
+    const [xy, z] = await p.forward();
+    const want = softArgmaxRef(x, { groups: 2, grid: grid(3, 40, 40) });
+    assertClose(xy, [want[0], want[1], want[3], want[4]], { ...FWD, what: "xy" });
+    assertClose(z, [want[2], want[5]], { ...FWD, what: "z" });
+    const g = await p.backward();
+    const dy = new Float32Array(6);
+    for (let j = 0; j < 2; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], p.r[1][j]], 3 * j);
+    assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 2, grid: grid(3, 40, 40) }), {
+      ...FWD,
+      what: "split backward",
+    });
+    p.net.destroy();
   });
-  p.net.destroy();
 });
 
 Deno.test("soft-argmax 2D matches the twin; equals the seed's IntegralX/Y/Z -> IntegralVector chain", async () => {

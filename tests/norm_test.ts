@@ -70,6 +70,7 @@ for (
     [[2, 3, 4, 5], false, false],
     [[3, 4, 13, 11], true, false], // 429 values per channel: more than one workgroup stride
     [[1, 5, 9, 30], false, true], // batch 1
+    [[2, 3, 4, 8], true, true], // rows of whole vec4s: the "lanes" layout reads four at a time
     [[6, 7], true, true], // 2-D input: one position per channel
   ] as const
 ) {
@@ -77,13 +78,16 @@ for (
     const C = shape[1];
     const gamma = randomArray(C, 5, 0.5, 1.5), beta = randomArray(C, 6, -0.5, 0.5);
     const ro = { gamma: affine ? gamma : undefined, beta: affine ? beta : undefined, relu };
-    await checkLayer(new BatchNorm("bn", { bottom: "x", top: "y", affine, relu }), shape, {
-      seed: 3,
-      params: affine ? { weight: gamma, bias: beta } : {},
-      fwd: (x) => batchNormRef(x, view(shape), ro),
-      bwd: (x, dy) => batchNormBackwardRef(x, dy, view(shape), ro),
-      what: "bn",
-    });
+    // Both reduction layouts, whichever the adapter would pick.
+    for (const layout of ["lanes", "workgroups"] as const) {
+      await checkLayer(new BatchNorm("bn", { bottom: "x", top: "y", affine, relu, layout }), shape, {
+        seed: 3,
+        params: affine ? { weight: gamma, bias: beta } : {},
+        fwd: (x) => batchNormRef(x, view(shape), ro),
+        bwd: (x, dy) => batchNormBackwardRef(x, dy, view(shape), ro),
+        what: `bn (${layout})`,
+      });
+    }
   });
 }
 
@@ -92,17 +96,19 @@ Deno.test("batch_norm: pinned running statistics (frozen BN): forward and consta
   const mean = randomArray(3, 8, -0.5, 0.5), variance = randomArray(3, 9, 0.3, 2);
   const gamma = randomArray(3, 5, 0.5, 1.5), beta = randomArray(3, 6, -0.5, 0.5);
   const ro = { gamma, beta, relu: true, running: { mean, variance } };
-  await checkLayer(
-    new BatchNorm("bn", { bottom: "x", top: "y", affine: true, relu: true, globalStats: true }),
-    shape,
-    {
-      seed: 4,
-      params: { weight: gamma, bias: beta, running_mean: mean, running_var: variance },
-      fwd: (x) => batchNormRef(x, view(shape), ro),
-      bwd: (x, dy) => batchNormBackwardRef(x, dy, view(shape), ro),
-      what: "bn running",
-    },
-  );
+  for (const layout of ["lanes", "workgroups"] as const) {
+    await checkLayer(
+      new BatchNorm("bn", { bottom: "x", top: "y", affine: true, relu: true, globalStats: true, layout }),
+      shape,
+      {
+        seed: 4,
+        params: { weight: gamma, bias: beta, running_mean: mean, running_var: variance },
+        fwd: (x) => batchNormRef(x, view(shape), ro),
+        bwd: (x, dy) => batchNormBackwardRef(x, dy, view(shape), ro),
+        what: `bn running (${layout})`,
+      },
+    );
+  }
 });
 
 Deno.test("batch_norm: running statistics follow Caffe's moving average; inference uses batch or running stats", async () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { SoftmaxHM } from "../graph/layers/softmax_hm.ts";
 import { NormalizeHM } from "../graph/layers/normalize_hm.ts";
 import type { NormalizeMode } from "../kernels/softmax.ts";
-import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
+import { assertClose, forEachReduceLayout, gradcheck, probe, randomArray } from "./gradcheck.ts";
 import { normalizeBackwardRef, normalizeRef, softmaxBackwardRef, softmaxRef } from "./reference/softmax.ts";
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -32,14 +32,18 @@ async function compareSoftmax(
 }
 
 Deno.test("softmax 2D: GPU matches the CPU twin, clean and legacy (atol 1e-7/1e-6, rtol 1e-4/1e-3)", async () => {
-  await compareSoftmax([2, 3, 5, 7], { scale: 1.7, legacy: false, seed: 1 });
-  await compareSoftmax([2, 3, 5, 7], { scale: 1.7, legacy: true, seed: 2 });
+  await forEachReduceLayout(async () => {
+    await compareSoftmax([2, 3, 5, 7], { scale: 1.7, legacy: false, seed: 1 });
+    await compareSoftmax([2, 3, 5, 7], { scale: 1.7, legacy: true, seed: 2 });
+  });
 });
 
 Deno.test("softmax 3D: cubes split into several chunks match the CPU twin (x50 pre-scale)", async () => {
-  // 3 bins x 40 x 40 = 4800 values per cube: two chunks, the second one partial.
-  await compareSoftmax([1, 6, 40, 40], { depthBins: 3, scale: 50, legacy: false, lo: 0, hi: 1, seed: 3 });
-  await compareSoftmax([1, 6, 40, 40], { depthBins: 3, scale: 50, legacy: true, lo: 0, hi: 0.2, seed: 4 });
+  await forEachReduceLayout(async () => {
+    // 3 bins x 40 x 40 = 4800 values per cube: two chunks, the second one partial.
+    await compareSoftmax([1, 6, 40, 40], { depthBins: 3, scale: 50, legacy: false, lo: 0, hi: 1, seed: 3 });
+    await compareSoftmax([1, 6, 40, 40], { depthBins: 3, scale: 50, legacy: true, lo: 0, hi: 0.2, seed: 4 });
+  });
 });
 
 Deno.test("softmax: finite-difference gradient check, 2D and 3D", async () => {
@@ -122,15 +126,17 @@ function heatmapValues(n: number, seed: number, zeroGroups: number[], groupSize:
 }
 
 Deno.test("normalize 2D/3D: GPU matches the CPU twin in every mode (atol 1e-7/1e-5, rtol 1e-4/1e-3)", async () => {
-  const s2 = [2, 3, 6, 6];
-  const x2 = heatmapValues(numel(s2), 11, [1, 5], 36);
-  await compareNormalize(s2, { legacy: false, x: x2, mode: "clean" });
-  await compareNormalize(s2, { legacy: true, x: x2, mode: "legacy2d" });
-  // 2 bins x 48 x 48 = 4608 per cube: chunked.
-  const s3 = [1, 6, 48, 48];
-  const x3 = heatmapValues(numel(s3), 12, [2], 4608);
-  await compareNormalize(s3, { depthBins: 2, legacy: false, x: x3, mode: "clean" });
-  await compareNormalize(s3, { depthBins: 2, legacy: true, x: x3, mode: "legacy3d" });
+  await forEachReduceLayout(async () => {
+    const s2 = [2, 3, 6, 6];
+    const x2 = heatmapValues(numel(s2), 11, [1, 5], 36);
+    await compareNormalize(s2, { legacy: false, x: x2, mode: "clean" });
+    await compareNormalize(s2, { legacy: true, x: x2, mode: "legacy2d" });
+    // 2 bins x 48 x 48 = 4608 per cube: chunked.
+    const s3 = [1, 6, 48, 48];
+    const x3 = heatmapValues(numel(s3), 12, [2], 4608);
+    await compareNormalize(s3, { depthBins: 2, legacy: false, x: x3, mode: "clean" });
+    await compareNormalize(s3, { depthBins: 2, legacy: true, x: x3, mode: "legacy3d" });
+  });
 });
 
 Deno.test("normalize legacy 2D: a near-zero channel resets channels 0..c of its sample to uniform", async () => {

@@ -161,7 +161,7 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
  */
 const GOLDEN = {
   adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
-  sha256: "9c48f284a1bc79e3b0d952196e5b92af2643b298da5698fe3d9a1b4dbf928fb3",
+  sha256: "d324b560d7c3bc358695387f3b5b4d0f4546f53b2285257937d5da55b57ccec9",
 };
 
 async function parameterDigest(path: string): Promise<string> {

@@ -26,6 +26,7 @@ import {
   ShapeError,
 } from "../layer.ts";
 import { batchNormBackward, batchNormForward, type ChannelShape } from "../../kernels/norm.ts";
+import type { ReduceLayout } from "../../kernels/reduce.ts";
 
 /** Options of {@linkcode BatchNorm}. */
 export interface BatchNormOptions {
@@ -49,6 +50,8 @@ export interface BatchNormOptions {
   biasLrMult?: number;
   /** Weight-decay multiplier of gamma and beta. Default 0. */
   decayMult?: number;
+  /** How the per-channel reductions are spread (tests, benchmarks); default the adapter's. */
+  layout?: ReduceLayout;
 }
 
 /** Batch norm over the channel axis (axis 1) of an [N, C, ...] tensor, with optional affine and ReLU. */
@@ -139,6 +142,7 @@ export class BatchNorm extends Layer {
       shape: this.#shape,
       eps: this.eps,
       relu: this.relu,
+      layout: this.#opts.layout,
       ...this.#affine(c),
       stats: running ? { kind: "running", mean: P[this.#p.mean].region, var: P[this.#p.var].region } : {
         kind: "batch",
@@ -164,6 +168,7 @@ export class BatchNorm extends Layer {
       shape: this.#shape,
       eps: this.eps,
       relu: this.relu,
+      layout: this.#opts.layout,
       ...this.#affine(c),
       stats: this.#useRunning(c)
         ? { kind: "running", mean: P[this.#p.mean].region, var: P[this.#p.var].region }

@@ -1,9 +1,9 @@
 /**
  * Caffe Convolution: NCHW input, weights [K, C/group, kh, kw], optional bias [K]. Forward,
- * input gradient and weight gradient all run on the implicit-GEMM core (kernels/conv.ts); the
- * bias is added in the forward kernel's epilogue and its gradient comes out of the weight-gradient
- * GEMM as the row sums of dy (deterministic; a separate per-channel sum only when the weights are
- * frozen).
+ * input gradient and weight gradient run on the implicit-GEMM core (GPUs) or the direct kernels
+ * (CPU adapters), both in kernels/conv.ts; the bias is added in the forward kernel's epilogue and
+ * its gradient comes out of the weight-gradient kernel as the sums of dy (deterministic; a
+ * separate per-channel sum only when the weights are frozen).
  * @module
  */
 import {

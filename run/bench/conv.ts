@@ -98,10 +98,10 @@ function median(v: number[]): number {
 }
 
 /**
- * Times one recorded program: a warm-up run (pipeline creation, first-use costs), then a second run
- * sizes the repetition count so a timed run lasts at least ~50 ms, then `runs` timed runs. Sizing
- * from the warm-up would leave a fast GPU at one repetition per submit, timing the submit's round
- * trip instead of the kernels.
+ * Times one recorded program: a warm-up run (pipeline creation, first-use costs), then a run of
+ * ten repetitions sizes the repetition count so a timed run lasts ~0.5 s, then `runs` timed runs.
+ * Sizing from one repetition would time the submit's round trip (a fast GPU) or Deno's ~10 ms
+ * queue poll (llvmpipe) instead of the kernels.
  */
 async function timeProgram(
   gpu: Gpu,
@@ -124,9 +124,11 @@ async function timeProgram(
     return ms;
   };
   await once(1);
-  const first = await once(1);
+  // Size from ten repetitions: waiting for the queue costs a fixed ~10 ms in Deno, which a single
+  // repetition would count as kernel time. A timed run then lasts ~0.5 s.
+  const first = await once(10);
   cpu.length = 0;
-  const reps = Math.max(1, Math.min(1000, Math.ceil(50 / Math.max(first, 1e-3))));
+  const reps = Math.max(10, Math.min(2000, Math.ceil(500 / Math.max(first, 1e-3))));
   const t: number[] = [];
   for (let i = 0; i < o.runs; i++) t.push(await once(reps));
   const ms = median(t);

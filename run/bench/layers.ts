@@ -20,7 +20,7 @@ export interface LayerBenchOptions {
   shape?: [number, number, number, number];
   /** Timed runs; the median is reported. Default 7. */
   runs?: number;
-  /** Calls per run, recorded back to back in one pass. Default 10. */
+  /** Calls per run, recorded back to back in one pass (default 40: a run then far outlasts Deno's ~10 ms queue poll). */
   reps?: number;
 }
 
@@ -63,7 +63,7 @@ async function time(gpu: Gpu, rec: Recorder, runs: number, reps: number): Promis
 export async function benchLayers(opts: LayerBenchOptions = {}): Promise<LayerTimings> {
   const gpu = opts.gpu ?? await sharedGpu();
   const [N, C, H, W] = opts.shape ?? [1, 256, 64, 64];
-  const runs = opts.runs ?? 7, reps = opts.reps ?? 10;
+  const runs = opts.runs ?? 7, reps = opts.reps ?? 40;
   const n = N * C * H * W;
   const rng = new Rng(1);
   const buffers: Region[] = [];

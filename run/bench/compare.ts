@@ -1,0 +1,275 @@
+/**
+ * Old against new, side by side: times the training step of each preset and the conv/GEMM/BN
+ * figures in two source trees (this one and `--base`, a checkout of an older commit), alternating
+ * between them round by round so both see the same machine load, and prints one Markdown table
+ * plus JSON. Each measurement runs in its own process with that tree's code (the measuring code
+ * below imports the tree's modules by path; their public API is the same in both).
+ *
+ *   git worktree add /tmp/volpose-old <commit>       # or: git archive <commit> | tar -x -C DIR
+ *   deno run -A run/bench/compare.ts --base /tmp/volpose-old [--presets tiny,tiny@64,small] [--rounds 3]
+ *                                    [--no-kernels] [--out FILE]
+ *
+ * Step figures are medians over runs of ~1 s each (a queue wait costs a fixed ~10 ms in Deno, so
+ * steps run back to back and the wait is paid once per run); kernel figures are medians over
+ * runs of ~0.5 s of back-to-back calls.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** What one measuring process prints (one JSON line). */
+interface Measured {
+  name: string;
+  ms: number;
+  extra?: Record<string, number | string>;
+}
+
+const HERE = fileURLToPath(import.meta.url);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Runs this file as a measuring child against `root`. */
+async function child(root: string, task: string, cache: string): Promise<Measured[]> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", join(root, "deno.json"), HERE, "--child", task, "--root", root],
+    // Both trees read the same synthetic dataset (this tree's cache) instead of rendering their own.
+    env: { VOLPOSE_CACHE: cache },
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const out = await cmd.output();
+  if (!out.success) throw new Error(`compare: measuring ${task} in ${root} failed`);
+  return new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) => l.startsWith("{")).map((l) =>
+    JSON.parse(l) as Measured
+  );
+}
+
+// ---- measuring side (runs inside the tree under test) ----
+
+async function timeRuns(run: () => Promise<number>, n: number): Promise<number> {
+  await run();
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) t.push(await run());
+  return median(t);
+}
+
+async function measureStep(root: string, spec: string): Promise<Measured[]> {
+  const u = (p: string) => new URL(`file://${join(root, p)}`).href;
+  const { openGpu } = await import(u("kernels/device.ts")).catch(() => import(u("graph/device.ts")));
+  const { Net } = await import(u("graph/net.ts"));
+  const { poseNetInputs, poseNetLayers } = await import(u("graph/models/pose_net.ts"));
+  const { RMSProp } = await import(u("graph/solver.ts"));
+  const config = await import(u("run/config.ts"));
+  const { stageNetConfig } = config;
+  const { setBatch } = await import(u("run/batch.ts"));
+  const { createPipeline } = await import(u("stages/pipeline.ts"));
+  const { ensureDefaultDataset } = await import(u("io/dataset_cache.ts"));
+  const [preset, input] = spec.split("@");
+  const gpu = await openGpu();
+  const data = await ensureDefaultDataset({ log: () => {} });
+  // The run config: run/config.ts's runConfig where the tree has it, else the older argv form.
+  const run = config.runConfig
+    ? config.runConfig(preset, { data, model: input ? { inputSize: Number(input) } : {} })
+    : (await import(u("tasks/train.ts"))).configFromArgs(input ? { preset, input } : { preset }, data);
+  const cfg = stageNetConfig(run, run.schedule[0].d2);
+  const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
+    solver: new RMSProp({ baseLr: run.solver.baseLr }),
+  });
+  const pipe = createPipeline(data, {
+    source: "train",
+    batchSize: cfg.batch,
+    inputSize: cfg.model.inputSize,
+    augment: true,
+    workers: 1,
+    seed: 3,
+  });
+  for await (const b of pipe) {
+    setBatch(net, b);
+    break;
+  }
+  await pipe.close();
+  net.step();
+  await net.sync();
+  let t0 = performance.now();
+  net.step();
+  await net.sync();
+  const steps = Math.max(1, Math.min(100, Math.round(1000 / (performance.now() - t0))));
+  const ms = await timeRuns(async () => {
+    t0 = performance.now();
+    for (let i = 0; i < steps; i++) net.step();
+    await net.sync();
+    return (performance.now() - t0) / steps;
+  }, steps === 1 ? 3 : 5);
+  const name = `${preset}@${cfg.model.inputSize}`;
+  return [{ name: `step ${name}`, ms, extra: { dispatches: net.dispatchCount(), batch: cfg.batch } }];
+}
+
+async function measureKernels(root: string): Promise<Measured[]> {
+  const u = (p: string) => new URL(`file://${join(root, p)}`).href;
+  const { openGpu } = await import(u("kernels/device.ts")).catch(() => import(u("graph/device.ts")));
+  const kernel = await import(u("kernels/kernel.ts"));
+  const conv = await import(u("kernels/conv.ts"));
+  const geom = await import(u("kernels/conv_geometry.ts")).catch(() => conv);
+  const { recordGemm } = await import(u("kernels/gemm.ts"));
+  const norm = await import(u("kernels/norm.ts"));
+  const { createRegion } = await import(u("graph/tensor.ts"));
+  const gpu = await openGpu();
+  const cache = new kernel.KernelCache(gpu);
+  const R = (n: number) => createRegion(gpu, new Float32Array(n).map((_, i) => Math.sin(i * 0.37) * 0.5));
+  type Rec = { dispatches: unknown[] };
+  const time = async (fill: (rec: Rec) => void): Promise<number> => {
+    const rec = new kernel.Recorder(cache);
+    rec.owner = "compare";
+    fill(rec);
+    await cache.check();
+    const once = async (reps: number) => {
+      const t0 = performance.now();
+      const enc = gpu.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      for (let r = 0; r < reps; r++) kernel.encodeDispatches(pass, rec.dispatches);
+      pass.end();
+      gpu.device.queue.submit([enc.finish()]);
+      await gpu.device.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) / reps;
+    };
+    await once(1);
+    const reps = Math.max(10, Math.min(2000, Math.ceil(500 / (await once(10)))));
+    return await timeRuns(() => once(reps), 5);
+  };
+  const out: Measured[] = [];
+  for (const [n, c, h, k] of [[1, 128, 64, 128], [8, 32, 16, 32]]) {
+    const g = geom.convGeometry([n, c, h, h], { k, kernel: 3, pad: 1 });
+    const x = R(n * c * h * h), y = R(n * k * h * h), w = R(k * c * 9), b = R(k), dw = R(k * c * 9);
+    const ws = R(Math.max(4, conv.wgradWorkspaceFloats(g, { bias: false })));
+    const gf = (ms: number) => (2 * geom.convMacs(g)) / (ms * 1e6);
+    const label = `conv 3x3 ${c}->${k} ${n}x${h}x${h}`;
+    let ms = await time((rec) => conv.recordConvForward(rec, { x, w, bias: b, y, geometry: g }));
+    out.push({ name: `${label} forward`, ms, extra: { gflops: gf(ms) } });
+    ms = await time((rec) => conv.recordConvDgrad(rec, { dy: y, w, dx: x, geometry: g }));
+    out.push({ name: `${label} dgrad`, ms, extra: { gflops: gf(ms) } });
+    ms = await time((rec) => conv.recordConvWgrad(rec, { dy: y, x, dw, workspace: ws, geometry: g }));
+    out.push({ name: `${label} wgrad`, ms, extra: { gflops: gf(ms) } });
+  }
+  {
+    const n = 1024, a = R(n * n), b = R(n * n), c = R(n * n);
+    const ms = await time((rec) => recordGemm(rec, { a, b, c }, { M: n, N: n, K: n }));
+    out.push({ name: "GEMM 1024^3", ms, extra: { gflops: (2 * n ** 3) / (ms * 1e6) } });
+  }
+  {
+    const [N, C, H] = [1, 256, 64], len = N * C * H * H;
+    const x = R(len), y = R(len), dy = R(len), dx = R(len);
+    const gamma = R(C), beta = R(C), saved = R(2 * C), dg = R(C), dbeta = R(C);
+    const shape = { outer: N, channels: C, inner: H * H };
+    const fwd = await time((rec) =>
+      norm.batchNormForward(rec, {
+        x,
+        y,
+        shape,
+        eps: 1e-5,
+        relu: true,
+        gamma,
+        beta,
+        stats: { kind: "batch", saved },
+      })
+    );
+    out.push({ name: "BN+ReLU 1x256x64x64 forward", ms: fwd });
+    const bwd = await time((rec) =>
+      norm.batchNormBackward(rec, {
+        x,
+        dy,
+        shape,
+        eps: 1e-5,
+        relu: true,
+        gamma,
+        beta,
+        stats: { kind: "batch", saved },
+        dx,
+        accumulate: false,
+        dgamma: dg,
+        dbeta,
+      })
+    );
+    out.push({ name: "BN+ReLU 1x256x64x64 backward", ms: bwd });
+  }
+  return out;
+}
+
+// ---- driver ----
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      base: { type: "string" },
+      presets: { type: "string", default: "tiny,tiny@64,small" },
+      rounds: { type: "string", default: "3" },
+      "no-kernels": { type: "boolean", default: false },
+      child: { type: "string" },
+      root: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  if (values.child) {
+    const root = resolve(values.root!);
+    const rows = values.child === "kernels"
+      ? await measureKernels(root)
+      : await measureStep(root, values.child);
+    for (const r of rows) console.log(JSON.stringify(r));
+    return;
+  }
+  if (!values.base) {
+    throw new Error(
+      "usage: compare.ts --base OLD_TREE [--presets LIST] [--rounds N] [--no-kernels] [--out FILE]",
+    );
+  }
+  const trees = {
+    old: resolve(values.base),
+    new: resolve(join(fileURLToPath(new URL("../..", import.meta.url)))),
+  };
+  const tasks = [
+    ...(values["no-kernels"] ? [] : ["kernels"]),
+    ...values.presets.split(",").map((s) => s.trim()),
+  ];
+  const rounds = Number(values.rounds);
+  const got: Record<string, Record<"old" | "new", Measured[]>> = {};
+  for (const task of tasks) {
+    // The small preset runs ~once per round at 5-35 s a step; fewer rounds keep it bearable.
+    const n = task.startsWith("small") ? Math.min(rounds, 2) : rounds;
+    for (let r = 0; r < n; r++) {
+      for (const side of (r % 2 ? ["new", "old"] : ["old", "new"]) as ("old" | "new")[]) {
+        console.error(`compare: ${task}, ${side}, round ${r + 1}/${n}`);
+        for (const m of await child(trees[side], task, join(trees.new, ".cache"))) {
+          got[m.name] ??= { old: [], new: [] };
+          got[m.name][side].push(m);
+        }
+      }
+    }
+  }
+  const rows = Object.entries(got).map(([name, v]) => {
+    const cell = (ms: Measured[]) => {
+      const t = median(ms.map((m) => m.ms));
+      const gf = ms[0]?.extra?.gflops !== undefined ? median(ms.map((m) => Number(m.extra!.gflops))) : null;
+      const d = ms[0]?.extra?.dispatches;
+      return { ms: +t.toFixed(2), gflops: gf === null ? null : +gf.toFixed(1), dispatches: d ?? null };
+    };
+    return { name, old: cell(v.old), new: cell(v.new) };
+  });
+  const fmt = (c: { ms: number; gflops: number | null; dispatches: number | string | null }) =>
+    c.gflops !== null
+      ? `${c.gflops} GFLOP/s`
+      : `${c.ms} ms${c.dispatches ? ` (${c.dispatches} dispatches)` : ""}`;
+  console.log("| what | old | new | old / new |\n|---|---|---|---|");
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${fmt(r.old)} | ${fmt(r.new)} | ${(r.old.ms / r.new.ms).toFixed(1)}x |`);
+  }
+  const json = JSON.stringify({ date: new Date().toISOString(), trees, rounds, rows }, null, 2);
+  if (values.out) await Deno.writeTextFile(values.out, json + "\n");
+  console.error(json);
+}
+
+if (import.meta.main) await main();
