@@ -17,6 +17,7 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { median } from "./stats.ts";
 
 /** What one measuring process prints (one JSON line). */
 interface Measured {
@@ -26,12 +27,6 @@ interface Measured {
 }
 
 const HERE = fileURLToPath(import.meta.url);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** Runs this file as a measuring child against `root`. */
 async function child(root: string, task: string, cache: string): Promise<Measured[]> {
@@ -165,34 +160,11 @@ async function measureKernels(root: string): Promise<Measured[]> {
     const x = R(len), y = R(len), dy = R(len), dx = R(len);
     const gamma = R(C), beta = R(C), saved = R(2 * C), dg = R(C), dbeta = R(C);
     const shape = { outer: N, channels: C, inner: H * H };
-    const fwd = await time((rec) =>
-      norm.batchNormForward(rec, {
-        x,
-        y,
-        shape,
-        eps: 1e-5,
-        relu: true,
-        gamma,
-        beta,
-        stats: { kind: "batch", saved },
-      })
-    );
+    const bn = { x, shape, eps: 1e-5, relu: true, gamma, beta, stats: { kind: "batch", saved } };
+    const fwd = await time((rec) => norm.batchNormForward(rec, { ...bn, y }));
     out.push({ name: "BN+ReLU 1x256x64x64 forward", ms: fwd });
     const bwd = await time((rec) =>
-      norm.batchNormBackward(rec, {
-        x,
-        dy,
-        shape,
-        eps: 1e-5,
-        relu: true,
-        gamma,
-        beta,
-        stats: { kind: "batch", saved },
-        dx,
-        accumulate: false,
-        dgamma: dg,
-        dbeta,
-      })
+      norm.batchNormBackward(rec, { ...bn, dy, dx, accumulate: false, dgamma: dg, dbeta })
     );
     out.push({ name: "BN+ReLU 1x256x64x64 backward", ms: bwd });
   }

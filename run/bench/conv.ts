@@ -20,6 +20,7 @@ import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kern
 import { type ConvGeometry, convGeometry, convMacs } from "../../kernels/conv_geometry.ts";
 import { type ConvPath, recordConvDgrad, recordConvForward, recordConvWgrad } from "../../kernels/conv.ts";
 import { defaultTile, fmtTile, parseTile, recordGemm, type TileConfig } from "../../kernels/gemm.ts";
+import { median } from "./stats.ts";
 
 /** Options of {@linkcode benchConv} and {@linkcode benchGemm}. */
 export interface ConvBenchOptions {
@@ -89,12 +90,6 @@ export interface GemmBenchResult {
   /** "MxNxK". */
   problem: string;
   gemm: KernelTiming;
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**

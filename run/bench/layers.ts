@@ -11,6 +11,7 @@ import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kern
 import { batchNormBackward, batchNormForward, type ChannelShape } from "../../kernels/norm.ts";
 import { maxPoolBackward, maxPoolForward, type PoolGeometry } from "../../kernels/pool.ts";
 import { Rng } from "../../io/prng.ts";
+import { median } from "./stats.ts";
 
 /** Options of {@linkcode benchLayers}. */
 export interface LayerBenchOptions {
@@ -33,12 +34,6 @@ export interface LayerTimings {
   bnReluBackwardMs: number;
   maxPoolForwardMs: number;
   maxPoolBackwardMs: number;
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function time(gpu: Gpu, rec: Recorder, runs: number, reps: number): Promise<number> {
@@ -86,32 +81,20 @@ export async function benchLayers(opts: LayerBenchOptions = {}): Promise<LayerTi
     fill(rec);
     return rec;
   };
+  const bn = { x, shape, eps: 1e-5, relu: true, gamma, beta };
+  const running = { mean: rmean, var: rvar, scale: rscale, fraction: 0.999 };
   const bnFwd = recorder((rec) =>
-    batchNormForward(rec, {
-      x,
-      y,
-      shape,
-      eps: 1e-5,
-      relu: true,
-      gamma,
-      beta,
-      stats: { kind: "batch", saved, running: { mean: rmean, var: rvar, scale: rscale, fraction: 0.999 } },
-    })
+    batchNormForward(rec, { ...bn, y, stats: { kind: "batch", saved, running } })
   );
   const bnBwd = recorder((rec) =>
     batchNormBackward(rec, {
-      x,
+      ...bn,
       dy,
-      shape,
-      eps: 1e-5,
-      relu: true,
-      gamma,
-      beta,
-      stats: { kind: "batch", saved },
       dx,
       accumulate: false,
       dgamma,
       dbeta,
+      stats: { kind: "batch", saved },
     })
   );
   const geometry: PoolGeometry = {

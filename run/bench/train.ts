@@ -20,6 +20,7 @@ import { type RunConfig, stageNetConfig } from "../config.ts";
 import { setBatch } from "../batch.ts";
 import { byFamily } from "../../graph/profile.ts";
 import { type Batch, createPipeline } from "../../stages/pipeline.ts";
+import { median } from "./stats.ts";
 
 /** A preset to time, with an optional input-size override: "tiny", "tiny@64", "small". */
 export interface PresetSpec {
@@ -71,12 +72,6 @@ export interface TrainStepResult {
   families: Record<string, FamilyShare>;
   /** Sum of the profiled dispatch times. */
   profiledMs: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** One training batch from the dataset at the given input size. */

@@ -17,6 +17,7 @@ import { SoftmaxHM } from "../../graph/layers/softmax_hm.ts";
 import { Net } from "../../graph/net.ts";
 import { Rng } from "../../io/prng.ts";
 import { SGD } from "../../graph/solver.ts";
+import { median } from "./stats.ts";
 
 /** Options of {@linkcode benchVolumetric}. */
 export interface VolumetricBenchOptions {
@@ -52,12 +53,6 @@ export interface VolumetricBenchResult {
   targetBytes: number;
   /** Bytes of the softmax output (the same shape; its gradient has the same size again). */
   softmaxBytes: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
