@@ -15,7 +15,7 @@ import { fieldFloats, SAMPLE_FIELD_NAMES, type SampleField } from "../io/sample_
 import { indexRangeDir } from "../io/manifest.ts";
 import { orderedMap, prefetch } from "./async_stages.ts";
 import { CROP_SIDE } from "./geometry.ts";
-import { type ProcessedSample, processSample, type SampleOptions } from "./sample.ts";
+import { isIdentityAugment, type ProcessedSample, processSample, type SampleOptions } from "./sample.ts";
 import { resolveSource, type SourceSpec } from "./sources.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
@@ -52,6 +52,13 @@ export interface PipelineOptions extends SampleOptions {
    * exactly the batches an uninterrupted one would have.
    */
   skipSamples?: number;
+  /**
+   * Keep processed samples in memory, up to this many MiB, and reuse them when an id comes again
+   * instead of reading, decoding and warping it anew. Used only where a sample's processing is a
+   * function of its id alone (no augmentation, or one that leaves every sample as it is); the
+   * batches are the same either way. Default 0 (off).
+   */
+  cacheMiB?: number;
   /** Batches prepared ahead of the consumer; default 2. */
   prefetchBatches?: number;
   /** Samples in flight per worker; default 2 (overlaps file reads with warping). */
@@ -76,6 +83,8 @@ export interface PipelineStats {
   elapsedSec: number;
   /** samples / elapsedSec. */
   samplesPerSec: number;
+  /** Samples served from the in-memory cache (cacheMiB). */
+  cacheHits: number;
 }
 
 /** An async iterable of batches that owns workers: close it (or finish iterating) to free them. */
@@ -151,6 +160,27 @@ function* dropFirst<T>(src: Iterable<T>, n: number): Generator<T> {
 }
 
 /**
+ * Processed samples by id, filled until `mib` MiB are held (then later ids are processed every
+ * time); null when `mib` is 0. Cached samples are only read (putSample copies them into batches).
+ */
+function sampleCache(mib: number) {
+  if (!(mib > 0)) return null;
+  const byId = new Map<number, ProcessedSample>();
+  let bytes = 0;
+  return {
+    get: (id: number) => byId.get(id),
+    put(s: ProcessedSample): ProcessedSample {
+      const size = SAMPLE_FIELD_NAMES.reduce((n, f) => n + s[f].byteLength, 0);
+      if (bytes + size <= mib * 2 ** 20) {
+        byId.set(s.id, s);
+        bytes += size;
+      }
+      return s;
+    },
+  };
+}
+
+/**
  * Creates the input pipeline of a dataset root. Iterate it with `for await`; bad samples stop it
  * with their DataError unless `skipBad`. Nothing starts until the first batch is requested.
  */
@@ -166,7 +196,8 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
     channelOrder: opts.channelOrder,
     legacy: opts.legacy,
   };
-  const st = { samples: 0, batches: 0, bad: [] as { id: number; message: string }[], t0: 0 };
+  const st = { samples: 0, batches: 0, bad: [] as { id: number; message: string }[], t0: 0, cacheHits: 0 };
+  const cache = sampleCache(isIdentityAugment(opts.augment) ? opts.cacheMiB ?? 0 : 0);
   let pool: WorkerPool | null = null;
   let closed = false;
 
@@ -187,6 +218,17 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
     } else {
       work = (id, seq) => processSample(root, id, { ...sampleOpts, seed, seq: seq + skip });
       concurrency = opts.inflightPerWorker ?? 2;
+    }
+    if (cache) {
+      const process = work;
+      work = (id, seq) => {
+        const hit = cache.get(id);
+        if (hit) {
+          st.cacheHits++;
+          return Promise.resolve(hit);
+        }
+        return process(id, seq).then((s) => cache.put(s));
+      };
     }
     try {
       let batch = allocBatch(batchSize, S);
@@ -240,6 +282,7 @@ export function createPipeline(root: string, opts: PipelineOptions): Pipeline {
         bad: st.bad.slice(),
         elapsedSec,
         samplesPerSec: elapsedSec > 0 ? st.samples / elapsedSec : 0,
+        cacheHits: st.cacheHits,
       };
     },
   };

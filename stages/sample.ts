@@ -106,6 +106,18 @@ export function drawAugParams(rng: Rng, opts: AugmentOptions = {}): AugParams {
   };
 }
 
+/**
+ * Whether every augmentation these options draw leaves the sample as it is (no flip, no rotation,
+ * scale exactly 1), so that a processed sample is a function of its id alone.
+ */
+export function isIdentityAugment(augment: SampleOptions["augment"]): boolean {
+  if (!augment) return true;
+  if (augment === true) return false;
+  const [lo, hi] = augment.scaleRange ?? [0.7, 1.3];
+  const scaleFixed = (augment.scaleProb ?? 1) === 0 || (lo === 1 && hi === 1);
+  return (augment.flipProb ?? 0.5) === 0 && (augment.maxRotateDeg ?? 40) === 0 && scaleFixed;
+}
+
 /** The augmentation stream of one sample: a function of (seed, sequence number) only. */
 export function sampleRng(seed: number, seq: number): Rng {
   return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) + 0x7f4a7c15) >>> 0, seq >>> 0);

@@ -83,6 +83,39 @@ Deno.test("skipSamples resumes exactly: batches 2..3 of a run equal a run that s
   assert.deepEqual(resumed[1], whole[3]);
 });
 
+Deno.test("cacheMiB: without augmentation repeated ids come from memory and the batches do not change", async () => {
+  const run = async (augment: PipelineOptions["augment"], cacheMiB: number) => {
+    const pipe = createPipeline(ROOT, {
+      source: "train",
+      batchSize: 3,
+      inputSize: 32,
+      augment,
+      seed: 7,
+      workers: 1,
+      maxBatches: 8,
+      cacheMiB,
+    });
+    const got: Batch[] = [];
+    for await (const b of pipe) got.push(b);
+    await pipe.close();
+    return { got, hits: pipe.stats().cacheHits };
+  };
+  // The identity ranges still draw an augmentation per sample; the samples are those of no augmentation.
+  const identity = { flipProb: 0, maxRotateDeg: 0, scaleRange: [1, 1] as [number, number] };
+  const plain = await run(identity, 0);
+  const cached = await run(identity, 64);
+  assert.equal(plain.hits, 0);
+  // 24 draws from the 9 training ids: each id seen is processed once (twice at most when it is
+  // drawn again while still in flight), the rest are repeats served from memory.
+  const seen = new Set(plain.got.flatMap((b) => [...b.ids])).size;
+  assert.ok(cached.hits > 0 && cached.hits <= 24 - seen, `cache hits ${cached.hits}, ${seen} ids`);
+  assert.deepEqual(cached.got, plain.got);
+  // A real augmentation makes every draw new: nothing is cached.
+  assert.equal((await run({ flipProb: 0.5 }, 64)).hits, 0);
+  // A cap smaller than one sample caches nothing.
+  assert.equal((await run(identity, 0.001)).hits, 0);
+});
+
 Deno.test("finite test source ends with a short batch; test mode aug3d equals gt3d", async () => {
   const got = await collect({ source: "test", batchSize: 2, inputSize: 32, workers: 0 });
   assert.deepEqual(got.map((b) => Array.from(b.ids)), [[9, 10], [11]]);
