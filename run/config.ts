@@ -7,7 +7,16 @@ import type { HourglassConfig } from "../graph/models/hourglass.ts";
 import { CLEAN, heatmap3dWeight, type LegacyFlags, type PoseNetConfig } from "../graph/models/pose_net.ts";
 import type { LrPolicy, Solver } from "../graph/solver.ts";
 import { Adam, RMSProp, SGD } from "../graph/solver.ts";
-import { type AugmentRanges, modelConfig, type ModelOverrides, type Preset, preset } from "./presets.ts";
+import {
+  type AugmentRanges,
+  modelConfig,
+  type ModelOverrides,
+  type PolicyChoice,
+  type Preset,
+  preset,
+} from "./presets.ts";
+
+export type { PolicyChoice };
 
 /** One coarse-to-fine stage: its depth and how many iterations it trains. */
 export interface StageSpec {
@@ -174,13 +183,6 @@ export function pipelineLegacy(
   };
 }
 
-/** A learning-rate policy as asked for; poly decays over the whole schedule. */
-export type PolicyChoice =
-  | { type: "fixed" }
-  | { type: "step"; gamma?: number; stepsize?: number }
-  | { type: "multistep"; gamma?: number; stepvalues?: number[] }
-  | { type: "poly"; power?: number };
-
 /** What a run changes of its preset; every field is optional but the dataset. */
 export interface RunOverrides {
   /** Dataset root in the seed's layout. */
@@ -263,7 +265,7 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
     solver: {
       type: sv.type ?? "rmsprop",
       baseLr: sv.baseLr ?? p.lr,
-      policy: lrPolicy(sv.policy ?? { type: "fixed" }, total),
+      policy: lrPolicy(sv.policy ?? p.lrPolicy ?? { type: "fixed" }, total),
       weightDecay: sv.weightDecay ?? 0,
       momentum: sv.momentum,
     },

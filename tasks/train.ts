@@ -78,6 +78,7 @@ Schedule and solver
   --batch N             batch size (default: 3 for seed, 8 for small/tiny)
   --solver rmsprop|sgd|adam   --lr X   --momentum X   --weight-decay X
   --lr-policy fixed|step|multistep|poly   --gamma X   --stepsize N   --stepvalues N,N   --power X
+                        (default: poly, a linear decay to zero, for tiny; fixed otherwise)
   --seed N              seed of initialisation, sampling and augmentation (default 1)
   --flip-prob P         probability of the left-right flip augmentation (default 0.5, the seed's)
   --rotate DEG          largest rotation of the augmentation (default 40, the seed's)
@@ -221,7 +222,7 @@ async function main(): Promise<number> {
       `${cfg.model.stacks} stacks), schedule ${
         cfg.schedule.map((s) => `d${s.d2} x ${s.iters}`).join(", ")
       }, ` +
-      `batch ${cfg.batch}, ${cfg.solver.type} lr ${cfg.solver.baseLr}; data ${cfg.data}`,
+      `batch ${cfg.batch}, ${cfg.solver.type} lr ${cfg.solver.baseLr} (${cfg.solver.policy.type}); data ${cfg.data}`,
   );
   const r = await train(cfg, {
     runDir,
