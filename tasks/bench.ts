@@ -21,6 +21,7 @@ import {
   parsePresetSpec,
   specName,
   type TrainStepResult,
+  trainTable,
 } from "../run/bench/train.ts";
 import { benchPipeline } from "../stages/bench_pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
@@ -186,7 +187,9 @@ async function main(): Promise<number> {
   if (only.includes("train")) {
     const root = await dataset();
     const presets = str(values, "presets") ?? (quick ? "tiny" : DEFAULT_PRESETS);
-    result.train = await benchTrain(gpu, root, { presets, quick, say });
+    const train = await benchTrain(gpu, root, { presets, quick, say });
+    result.train = train;
+    console.error(`\n${trainTable(train)}\n`);
   }
   if (only.includes("memory")) {
     say("seed network memory at batch 3 ...");

@@ -183,3 +183,56 @@ export function describeFamilies(r: TrainStepResult, top = 6): string {
     `${k} ${(100 * f.share).toFixed(0)}% (${f.dispatches})`
   ).join(", ");
 }
+
+/**
+ * The columns of the README's step table, each a set of kernel families (the first word of a
+ * kernel's name). Families not listed fall under "other" (pooling, up-sampling, the solver).
+ */
+export const FAMILY_COLUMNS: readonly { title: string; test: (family: string) => boolean }[] = [
+  { title: "conv forward", test: (f) => f.startsWith("conv_fwd") || f === "gemm" },
+  { title: "input grad", test: (f) => f.startsWith("conv_dgrad") },
+  { title: "weight grad", test: (f) => f.startsWith("conv_wgrad") || f.startsWith("bias_grad") },
+  { title: "batch norm", test: (f) => f.startsWith("bn_") || f.startsWith("gn_") || f.startsWith("scale") },
+  { title: "add, concat", test: (f) => ["weighted_sum", "scaled_copies", "concat", "split"].includes(f) },
+  {
+    title: "heads, losses",
+    test: (f) =>
+      /^(softmax|soft_argmax|euclidean|volume_target|heatmap|coord_loss|pose_errors|mean_error|argmax|depth_decode|back_project|per_joint_mean|smooth_l1|js_|integral)/
+        .test(f),
+  },
+];
+
+/** Shares of a profiled step per README column, "other" last; they sum to 1. */
+export function columnShares(r: TrainStepResult): { title: string; share: number }[] {
+  const out = FAMILY_COLUMNS.map((c) => ({ title: c.title, share: 0 }));
+  const other = { title: "other", share: 0 };
+  for (const [family, f] of Object.entries(r.families)) {
+    const k = FAMILY_COLUMNS.findIndex((c) => c.test(family));
+    (k >= 0 ? out[k] : other).share += f.share;
+  }
+  return [...out, other];
+}
+
+/** The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, shares). */
+export function trainTable(rows: readonly TrainStepResult[]): string {
+  if (rows.length === 0) return "";
+  const cols = columnShares(rows[0]).map((c) => c.title);
+  const head = [
+    "preset (batch " + rows[0].batch + ")",
+    "step",
+    "samples/s",
+    "dispatches",
+    "JS per step",
+    ...cols,
+  ];
+  const step = (ms: number) => ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+  const lines = rows.map((r) => [
+    r.name,
+    step(r.msPerStep),
+    r.samplesPerSec.toFixed(1),
+    String(r.dispatchesPerStep),
+    `${r.encodeMsPerStep.toFixed(1)} ms`,
+    ...columnShares(r).map((c) => `${Math.round(100 * c.share)}%`),
+  ]);
+  return [head, head.map(() => "---"), ...lines].map((l) => `| ${l.join(" | ")} |`).join("\n");
+}

@@ -1,0 +1,59 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { columnShares, type TrainStepResult, trainTable } from "../run/bench/train.ts";
+
+function result(families: Record<string, number>): TrainStepResult {
+  const total = Object.values(families).reduce((a, b) => a + b, 0);
+  return {
+    preset: "tiny",
+    name: "tiny@32",
+    inputSize: 32,
+    d2: 16,
+    batch: 8,
+    paramsM: 0.25,
+    dispatchesPerStep: 452,
+    gpuMiB: 13.8,
+    msPerStep: 82.46,
+    minMsPerStep: 80,
+    samplesPerSec: 97.01,
+    encodeMsPerStep: 2.14,
+    runs: 5,
+    stepsPerRun: 9,
+    families: Object.fromEntries(
+      Object.entries(families).map(([k, ms]) => [k, { ms, share: ms / total, dispatches: 1 }]),
+    ),
+    profiledMs: total,
+  };
+}
+
+Deno.test("bench table: kernel families fall into the README's columns, the rest under other", () => {
+  const r = result({
+    conv_fwd_direct: 30,
+    conv_dgrad_direct: 20,
+    conv_wgrad_direct: 15,
+    conv_wgrad_direct_fold: 5,
+    bn_fwd: 6,
+    bn_bwd: 4,
+    weighted_sum: 3,
+    concat: 2,
+    softmax_norm: 4,
+    euclidean_loss: 1,
+    RMSProp: 7,
+    maxpool_fwd: 3,
+  });
+  const shares = Object.fromEntries(columnShares(r).map((c) => [c.title, Math.round(100 * c.share)]));
+  assertEquals(shares, {
+    "conv forward": 30,
+    "input grad": 20,
+    "weight grad": 20,
+    "batch norm": 10,
+    "add, concat": 5,
+    "heads, losses": 5,
+    other: 10,
+  });
+  const lines = trainTable([r]).split("\n");
+  assertEquals(lines.length, 3);
+  assertEquals(
+    lines[2],
+    "| tiny@32 | 82.5 ms | 97.0 | 452 | 2.1 ms | 30% | 20% | 20% | 10% | 5% | 5% | 10% |",
+  );
+});
