@@ -98,6 +98,11 @@ export interface RunConfig {
   skipBad?: boolean;
   /** Stop (with a checkpoint, as a normal finish) once training has run this many seconds. */
   timeBudgetSec?: number;
+  /**
+   * Present when the single stage's end (and the poly rate's) follows the budget: the run sets
+   * `schedule[0].iters` to what fits, at most `plannedIters` (run/budget_fit.ts).
+   */
+  fitBudget?: { plannedIters: number };
   /** Probability of the left-right flip augmentation (absent: the seed's 0.5). */
   flipProb?: number;
   /** Largest absolute rotation of the augmentation, degrees (absent: the seed's 40). */
@@ -251,6 +256,10 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
   }));
   const total = schedule.reduce((a, b) => a + b.iters, 0);
   const sv = over.solver ?? {};
+  const policy = lrPolicy(sv.policy ?? p.lrPolicy ?? { type: "fixed" }, total);
+  const timeBudgetSec = over.timeBudgetSec ?? (over.iters === undefined ? p.timeBudgetSec : undefined);
+  const fit = p.fitBudget === true && over.iters === undefined && timeBudgetSec !== undefined &&
+    schedule.length === 1 && policy.type === "poly";
   const aug = merged(p.augment, over.augment);
   checkAugment(aug, (field, want, got) => {
     throw new RangeError(`augmentation ${field}: expected ${want}, got ${JSON.stringify(got)}`);
@@ -265,7 +274,7 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
     solver: {
       type: sv.type ?? "rmsprop",
       baseLr: sv.baseLr ?? p.lr,
-      policy: lrPolicy(sv.policy ?? p.lrPolicy ?? { type: "fixed" }, total),
+      policy,
       weightDecay: sv.weightDecay ?? 0,
       momentum: sv.momentum,
     },
@@ -283,7 +292,8 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
     flipProb: aug.flipProb,
     maxRotateDeg: aug.maxRotateDeg,
     scaleRange: aug.scaleRange,
-    timeBudgetSec: over.timeBudgetSec ?? (over.iters === undefined ? p.timeBudgetSec : undefined),
+    timeBudgetSec,
+    ...(fit ? { fitBudget: { plannedIters: total } } : {}),
   };
 }
 

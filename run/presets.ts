@@ -36,6 +36,11 @@ export interface Preset {
   iters: number;
   /** Seconds of training when no iterations are given (absent: the schedule decides alone). */
   timeBudgetSec?: number;
+  /**
+   * With a budget, a poly rate and no iterations given, end the schedule where the budget ends on
+   * the machine at hand (at most `iters`), so the rate reaches zero (run/budget_fit.ts).
+   */
+  fitBudget?: boolean;
   /** Samples per step. */
   batch: number;
   /** Base learning rate. */
@@ -135,12 +140,13 @@ export const PRESETS: Record<PresetName, Preset> = {
       norm: "batch",
     },
     // 6,500 iterations with the rate decaying linearly to zero fit the ten-minute budget of a 2-core
-    // CPU (~85 ms a step); the budget stops a slower machine early, at a rate not yet zero. Measured
-    // there: fixed 1e-3 over the same time, 158.9 mm; poly from 1e-3, 154.2; poly from 2e-3, 145.4
-    // (README, "Results").
+    // CPU at ~85 ms a step. Measured there: fixed 1e-3 over the same time, 158.9 mm; poly from 1e-3,
+    // 154.2; poly from 2e-3, 145.4 (README, "Results").
     iters: 6500,
-    // Without --iters the default run trains at most ten minutes, then evaluates and checkpoints.
+    // Without --iters the default run trains at most ten minutes, then evaluates and checkpoints; a
+    // slower machine ends the decay earlier instead of stopping with the rate still high.
     timeBudgetSec: 600,
+    fitBudget: true,
     batch: 8,
     lr: 2e-3,
     lrPolicy: { type: "poly", power: 1 },

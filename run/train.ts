@@ -23,6 +23,7 @@ import { makeSolver, pipelineLegacy, type RunConfig, stageBounds, stageNetConfig
 import { setBatch } from "./batch.ts";
 import { writeCurve } from "./curve.ts";
 import { CHECKPOINT_DIR } from "./run_dir.ts";
+import { BudgetFit } from "./budget_fit.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -40,6 +41,8 @@ export interface TrainOptions {
   progress?: boolean;
   /** Time budget in seconds, overriding the config's: stop with a checkpoint once it is spent. */
   maxSeconds?: number;
+  /** The clock the time budget is measured with, in ms (default `performance.now`; tests simulate one). */
+  clock?: () => number;
 }
 
 /** What a finished (or interrupted) training returns. */
@@ -56,7 +59,9 @@ export interface TrainResult {
 }
 
 /** Trains every stage of `cfg` into `opts.runDir`. */
-export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+export async function train(runCfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+  // A copy: a budget-fitted schedule changes its end as the run goes.
+  const cfg = structuredClone(runCfg);
   const runDir = resolve(opts.runDir);
   const ckptDir = join(runDir, CHECKPOINT_DIR);
   await Deno.mkdir(ckptDir, { recursive: true });
@@ -89,7 +94,9 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
   try {
     Deno.addSignalListener("SIGINT", onSigint);
   } catch { /* signals unavailable (e.g. in some test runners) */ }
-  const t0 = performance.now();
+  const clock = opts.clock ?? (() => performance.now());
+  const t0 = clock();
+  const elapsed = () => (clock() - t0) / 1000;
   const bar = opts.progress === false ? null : new ProgressBar({
     label: "train",
     total: totalIters,
@@ -105,7 +112,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
   try {
     for (let k = 0; k < cfg.schedule.length; k++) {
       const stage = cfg.schedule[k];
-      const { start, end } = bounds[k];
+      const { start } = bounds[k];
+      let { end } = bounds[k];
       if (startIter >= end) continue; // finished before the resume point
       const net = await buildStageNet(gpu, cfg, stage.d2);
       try {
@@ -149,8 +157,36 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
           lastCheckpoint = saved.prefix;
           return saved.prefix;
         };
+        const budget = opts.maxSeconds ?? cfg.timeBudgetSec;
+        const fit = cfg.fitBudget && budget !== undefined && cfg.schedule.length === 1
+          ? new BudgetFit({
+            planned: cfg.fitBudget.plannedIters,
+            budgetSec: budget,
+            evalEvery: cfg.evalEvery,
+            startIter: net.iter,
+          })
+          : null;
+        // The schedule's end follows the budget: the stage, the poly rate (the net's solver reads
+        // the same policy object) and the saved config, so --resume continues the fitted schedule.
+        const applyFit = async (n: number, it: number) => {
+          const policy = cfg.solver.policy;
+          if (net.solver?.options.policy !== policy || policy.type !== "poly") {
+            throw new Error("budget fit: the net's solver does not share the run's poly policy");
+          }
+          const was = end;
+          end = n;
+          stage.iters = n;
+          policy.maxIter = n;
+          if (bar) bar.opts.total = n;
+          await Deno.writeTextFile(configPath, JSON.stringify(cfg, null, 2) + "\n");
+          if (Math.abs(n - was) >= 0.01 * was) {
+            log(`iter ${it}: the schedule now ends at ${n} (was ${was}), where the time budget does`);
+          }
+        };
         const recordEval = async (it: number) => {
+          const te = elapsed();
           lastEval = await heldOutEval(net, cfg, evalIds);
+          fit?.evaluated(it, elapsed() - te, elapsed());
           const row = {
             type: "eval",
             iter: it,
@@ -172,6 +208,10 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
             inflight = gpu.device.queue.onSubmittedWorkDone();
             if (prev) await prev;
             const it = net.iter;
+            if (fit) {
+              const n = fit.afterStep(it, elapsed(), cfg.evalEvery > 0 && it % cfg.evalEvery === 0);
+              if (n !== null && n !== end) await applyFit(n, it);
+            }
             if (it % cfg.display === 0 || it === end) {
               const s = await net.readScalars();
               const now = performance.now();
@@ -186,7 +226,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
                 d2: stage.d2,
                 lr: learningRate(cfg.solver.baseLr, cfg.solver.policy, it - 1),
                 samplesPerSec: ips * cfg.batch,
-                elapsedSec: (now - t0) / 1000,
+                elapsedSec: elapsed(),
                 ...last,
               };
               await metrics.append(row);
@@ -200,8 +240,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
               await writeCurve(join(runDir, "curve.svg"), history, cfg);
             }
             if (it % cfg.snapshot === 0 && it !== end) await save("snapshot");
-            const budget = opts.maxSeconds ?? cfg.timeBudgetSec;
-            if (budget !== undefined && (performance.now() - t0) / 1000 > budget) budgetReached = true;
+            if (budget !== undefined && elapsed() > budget) budgetReached = true;
             if (interrupted || budgetReached) {
               if (!interrupted && cfg.evalEvery > 0 && it % cfg.evalEvery !== 0) {
                 await recordEval(it);
@@ -234,9 +273,9 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainRe
       Deno.removeSignalListener("SIGINT", onSigint);
     } catch { /* not registered */ }
   }
-  bar?.finish(`done in ${formatDuration((performance.now() - t0) / 1000)}`);
+  bar?.finish(`done in ${formatDuration(elapsed())}`);
   return {
-    iter: totalIters,
+    iter: stageBounds(cfg.schedule).at(-1)!.end,
     interrupted: false,
     budgetReached: false,
     checkpoint: lastCheckpoint,

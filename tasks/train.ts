@@ -61,7 +61,8 @@ Data and run
                         --quiet may be given with it
   --from PREFIX         start from a checkpoint's weights (copied by name, rest re-initialised)
   --time-budget S       train at most S seconds, then finish with a checkpoint (default for tiny
-                        without --iters: 600); a resumed run continues the schedule
+                        without --iters: 600, and its decaying rate then ends with the budget
+                        on the machine at hand); a resumed run continues the schedule
 
 Model
   --preset NAME         ${Object.keys(PRESETS).join(" | ")} (default tiny)
@@ -221,7 +222,7 @@ async function main(): Promise<number> {
     `run ${runDir}: preset ${cfg.preset} (input ${cfg.model.inputSize}, f ${cfg.model.features}, ` +
       `${cfg.model.stacks} stacks), schedule ${
         cfg.schedule.map((s) => `d${s.d2} x ${s.iters}`).join(", ")
-      }, ` +
+      }${cfg.fitBudget ? " at most (it ends with the time budget)" : ""}, ` +
       `batch ${cfg.batch}, ${cfg.solver.type} lr ${cfg.solver.baseLr} (${cfg.solver.policy.type}); data ${cfg.data}`,
   );
   const r = await train(cfg, {
