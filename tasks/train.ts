@@ -218,11 +218,11 @@ async function main(): Promise<number> {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
     runDir = str(v, "run") ?? join(RUNS_ROOT, `${cfg.preset}-${stamp}`);
   }
+  const schedule = cfg.schedule.map((s) => `d${s.d2} x ${s.iters}`).join(", ") +
+    (cfg.fitBudget ? " at most (it ends with the time budget)" : "");
   console.error(
     `run ${runDir}: preset ${cfg.preset} (input ${cfg.model.inputSize}, f ${cfg.model.features}, ` +
-      `${cfg.model.stacks} stacks), schedule ${
-        cfg.schedule.map((s) => `d${s.d2} x ${s.iters}`).join(", ")
-      }${cfg.fitBudget ? " at most (it ends with the time budget)" : ""}, ` +
+      `${cfg.model.stacks} stacks), schedule ${schedule}, ` +
       `batch ${cfg.batch}, ${cfg.solver.type} lr ${cfg.solver.baseLr} (${cfg.solver.policy.type}); data ${cfg.data}`,
   );
   const r = await train(cfg, {
