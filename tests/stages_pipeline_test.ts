@@ -106,9 +106,10 @@ Deno.test("cacheMiB: without augmentation repeated ids come from memory and the 
   const cached = await run(identity, 64);
   assert.equal(plain.hits, 0);
   // 24 draws from the 9 training ids: each id seen is processed once (twice at most when it is
-  // drawn again while still in flight), the rest are repeats served from memory.
+  // drawn again while still in flight), the rest are repeats served from memory. The pipeline may
+  // have started up to `concurrency` (1 worker x 2 in flight) draws past the last batch when it stops.
   const seen = new Set(plain.got.flatMap((b) => [...b.ids])).size;
-  assert.ok(cached.hits > 0 && cached.hits <= 24 - seen, `cache hits ${cached.hits}, ${seen} ids`);
+  assert.ok(cached.hits > 0 && cached.hits <= 24 - seen + 2, `cache hits ${cached.hits}, ${seen} ids`);
   assert.deepEqual(cached.got, plain.got);
   // A real augmentation makes every draw new: nothing is cached.
   assert.equal((await run({ flipProb: 0.5 }, 64)).hits, 0);
