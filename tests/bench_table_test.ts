@@ -1,4 +1,5 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+/** The bench's per-preset table: kernel families grouped into the README's columns. */
+import assert from "node:assert/strict";
 import { columnShares, type TrainStepResult, trainTable } from "../run/bench/train.ts";
 
 function result(families: Record<string, number>): TrainStepResult {
@@ -30,18 +31,20 @@ Deno.test("bench table: kernel families fall into the README's columns, the rest
     conv_fwd_direct: 30,
     conv_dgrad_direct: 20,
     conv_wgrad_direct: 15,
-    conv_wgrad_direct_fold: 5,
+    conv_wgrad_direct_fold: 3,
+    conv_bias_grad: 2,
     bn_fwd: 6,
     bn_bwd: 4,
     weighted_sum: 3,
     concat: 2,
-    softmax_norm: 4,
+    softmax_norm: 3,
     euclidean_loss: 1,
+    depth_encode: 1,
     RMSProp: 7,
     maxpool_fwd: 3,
   });
   const shares = Object.fromEntries(columnShares(r).map((c) => [c.title, Math.round(100 * c.share)]));
-  assertEquals(shares, {
+  assert.deepEqual(shares, {
     "conv forward": 30,
     "input grad": 20,
     "weight grad": 20,
@@ -51,8 +54,8 @@ Deno.test("bench table: kernel families fall into the README's columns, the rest
     other: 10,
   });
   const lines = trainTable([r]).split("\n");
-  assertEquals(lines.length, 3);
-  assertEquals(
+  assert.deepEqual(lines.length, 3);
+  assert.deepEqual(
     lines[2],
     "| tiny@32 | 82.5 ms | 97.0 | 452 | 2.1 ms | 30% | 20% | 20% | 10% | 5% | 5% | 10% |",
   );

@@ -186,18 +186,18 @@ export function describeFamilies(r: TrainStepResult, top = 6): string {
 
 /**
  * The columns of the README's step table, each a set of kernel families (the first word of a
- * kernel's name). Families not listed fall under "other" (pooling, up-sampling, the solver).
+ * kernel's name). Families not listed fall under "other" (pooling, up-sampling, ReLU, the solver).
  */
 export const FAMILY_COLUMNS: readonly { title: string; test: (family: string) => boolean }[] = [
   { title: "conv forward", test: (f) => f.startsWith("conv_fwd") || f === "gemm" },
   { title: "input grad", test: (f) => f.startsWith("conv_dgrad") },
-  { title: "weight grad", test: (f) => f.startsWith("conv_wgrad") || f.startsWith("bias_grad") },
+  { title: "weight grad", test: (f) => f.startsWith("conv_wgrad") || f === "conv_bias_grad" },
   { title: "batch norm", test: (f) => f.startsWith("bn_") || f.startsWith("gn_") || f.startsWith("scale") },
   { title: "add, concat", test: (f) => ["weighted_sum", "scaled_copies", "concat", "split"].includes(f) },
   {
     title: "heads, losses",
     test: (f) =>
-      /^(softmax|soft_argmax|euclidean|volume_target|heatmap|coord_loss|pose_errors|mean_error|argmax|depth_decode|back_project|per_joint_mean|smooth_l1|js_|integral)/
+      /^(softmax|soft_argmax|euclidean|volume_target|heatmap|coord_loss|pose_errors|mean_error|argmax|depth_|back_project|per_joint_mean|smooth_l1|js_|integral|adaptive)/
         .test(f),
   },
 ];
