@@ -129,14 +129,14 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
   { name: "1x1 to 40 (direct wgrad in two channel blocks)", input: [2, 4, 4, 4], p: { k: 40, kernel: 1 } },
   // Direct-path shapes: weights over one uniform binding (two forward and two input-gradient
   // sweeps), 32-channel 1x1 blocks with vec4 loads and two input channels per weight-gradient
-  // invocation, and two output rows per invocation on a 4-wide output.
+  // invocation, and four output rows per invocation on a 4-wide output.
   {
     name: "3x3 64->40 on 6x6 (weights split over sweeps)",
     input: [2, 64, 6, 6],
     p: { k: 40, kernel: 3, pad: 1 },
   },
   { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 } },
-  { name: "3x3 pad 1 on 4x4 (2-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
+  { name: "3x3 pad 1 on 4x4 (4-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
 ];
 
 // Every config runs with the adapter's tile plus one other: the GPU default (so its code path is
