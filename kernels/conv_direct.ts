@@ -21,9 +21,9 @@
  *   kernels, a few for 1x1, one kernel row for RGB inputs) and TM output channels, all taps of
  *   each plus their bias sums, and walks the output pixels of its images; the input window
  *   slides along each row, so a column step loads only the sw newest columns of x and TM values
- *   of dy (lane-shared, four columns per vec4 load), for TM x TC x kh x kw FMAs. Images are split over
- *   workgroups only to reach two; the partial sums are folded by a second dispatch in a fixed
- *   order.
+ *   of dy (lane-shared, four columns per vec4 load), for TM x TC x kh x kw FMAs. Images are
+ *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
+ *   a fixed order.
  *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
  * runs one dispatch per block of output channels, an input gradient one per block of reduction
