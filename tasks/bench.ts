@@ -66,7 +66,8 @@ async function benchTrain(
       `  ${r.msPerStep.toFixed(1)} ms/step (${
         r.samplesPerSec.toFixed(1)
       } samples/s), ${r.dispatchesPerStep} ` +
-        `dispatches, JS ${r.encodeMsPerStep.toFixed(2)} ms/step; ${describeFamilies(r)}`,
+        `dispatches, JS ${r.encodeMsPerStep.toFixed(2)} ms/step, ${r.cpuCores.toFixed(2)} cores busy; ` +
+        describeFamilies(r),
     );
   }
   return rows;

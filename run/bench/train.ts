@@ -21,6 +21,7 @@ import { setBatch } from "../batch.ts";
 import { byFamily } from "../../graph/profile.ts";
 import { type Batch, createPipeline } from "../../stages/pipeline.ts";
 import { median } from "./stats.ts";
+import process from "node:process";
 
 /** A preset to time, with an optional input-size override: "tiny", "tiny@64", "small". */
 export interface PresetSpec {
@@ -66,6 +67,11 @@ export interface TrainStepResult {
   samplesPerSec: number;
   /** Median wall time of the JS call that records and submits one step, with the queue idle. */
   encodeMsPerStep: number;
+  /**
+   * Median CPU time of the whole process over wall time in the timed runs: on a CPU adapter, how
+   * many cores the step keeps busy (its kernels run on the process's own threads).
+   */
+  cpuCores: number;
   runs: number;
   stepsPerRun: number;
   /** GPU time per kernel family in one profiled step (each dispatch timed alone), largest first. */
@@ -127,12 +133,16 @@ export async function benchTrainStep(
     const runs = opts.runs ?? (opts.quick ? 2 : 5);
     const runMs = opts.runMs ?? (opts.quick ? 200 : 1000);
     const steps = Math.max(1, Math.min(100, Math.round(runMs / Math.max(once, 1))));
-    const times: number[] = [], encode: number[] = [];
+    const times: number[] = [], encode: number[] = [], cores: number[] = [];
     for (let r = 0; r < runs; r++) {
+      const cpu = process.cpuUsage();
       const t = performance.now();
       for (let i = 0; i < steps; i++) net.step();
       await net.sync();
-      times.push((performance.now() - t) / steps);
+      const wall = performance.now() - t;
+      const used = process.cpuUsage(cpu);
+      times.push(wall / steps);
+      cores.push((used.user + used.system) / 1000 / wall);
       // The JS side alone: with the queue idle, submit does not wait for an earlier step.
       const e = performance.now();
       net.step();
@@ -167,6 +177,7 @@ export async function benchTrainStep(
       minMsPerStep: +Math.min(...times).toFixed(2),
       samplesPerSec: +((cfg.batch * 1000) / ms).toFixed(2),
       encodeMsPerStep: +median(encode).toFixed(3),
+      cpuCores: +median(cores).toFixed(2),
       runs,
       stepsPerRun: steps,
       families,
@@ -213,7 +224,7 @@ export function columnShares(r: TrainStepResult): { title: string; share: number
   return [...out, other];
 }
 
-/** The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, shares). */
+/** The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, cores, shares). */
 export function trainTable(rows: readonly TrainStepResult[]): string {
   if (rows.length === 0) return "";
   const cols = columnShares(rows[0]).map((c) => c.title);
@@ -223,6 +234,7 @@ export function trainTable(rows: readonly TrainStepResult[]): string {
     "samples/s",
     "dispatches",
     "JS per step",
+    "cores busy",
     ...cols,
   ];
   const step = (ms: number) => ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
@@ -232,6 +244,7 @@ export function trainTable(rows: readonly TrainStepResult[]): string {
     r.samplesPerSec.toFixed(1),
     String(r.dispatchesPerStep),
     `${r.encodeMsPerStep.toFixed(1)} ms`,
+    r.cpuCores.toFixed(2),
     ...columnShares(r).map((c) => `${Math.round(100 * c.share)}%`),
   ]);
   return [head, head.map(() => "---"), ...lines].map((l) => `| ${l.join(" | ")} |`).join("\n");
