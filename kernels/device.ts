@@ -65,13 +65,24 @@ let shared: Promise<Gpu> | null = null;
 function cpuAdapterThreads(): number | undefined {
   try {
     const set = Deno.env.get("LP_NUM_THREADS");
-    if (set !== undefined) return Number(set) || undefined;
-    const n = Math.min(32, 2 * Math.max(1, navigator.hardwareConcurrency || 1));
-    Deno.env.set("LP_NUM_THREADS", String(n));
+    const n = cpuWorkerThreads(navigator.hardwareConcurrency, set);
+    if (set === undefined && n) Deno.env.set("LP_NUM_THREADS", String(n));
     return n;
   } catch {
     return undefined; // no env permission: Mesa keeps its own default
   }
+}
+
+/**
+ * The worker-thread count for a CPU adapter: the user's LP_NUM_THREADS when set (undefined when
+ * it is not a positive integer: Mesa then applies its own rule), else twice `cores`, at most 32.
+ */
+export function cpuWorkerThreads(cores: number, userValue?: string): number | undefined {
+  if (userValue !== undefined) {
+    const n = Number(userValue.trim());
+    return userValue.trim() !== "" && Number.isInteger(n) && n > 0 ? n : undefined;
+  }
+  return Math.min(32, 2 * Math.max(1, Math.floor(cores) || 1));
 }
 
 /** Options for {@linkcode openGpu}. */
