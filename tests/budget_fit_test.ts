@@ -69,12 +69,12 @@ Deno.test("budget fit: a slow run ends its schedule and its poly rate where the 
     const data = join(dir, "data");
     await generateDataset(data, { train: 16, test: 8, seed: 4, workers: 0 });
     // The tiny preset fits its schedule when no iterations are given; explicit ones are kept.
-    assert.deepEqual(runConfig("tiny", { data }).fitBudget, { plannedIters: 6500 });
+    assert.deepEqual(runConfig("tiny", { data }).fitBudget, { plannedIters: 10000 });
     assert.equal(runConfig("tiny", { data, iters: 100 }).fitBudget, undefined);
     assert.equal(runConfig("tiny", { data, solver: { policy: { type: "fixed" } } }).fitBudget, undefined);
     assert.equal(runConfig("small", { data }).fitBudget, undefined);
     const cfg = tinyRunConfig(data, { timeBudgetSec: 60, evalEvery: 5, evalSamples: 2, iters: undefined });
-    assert.deepEqual(cfg.fitBudget, { plannedIters: 6500 });
+    assert.deepEqual(cfg.fitBudget, { plannedIters: 10000 });
     // Every clock reading advances 0.25 s: about two readings a step, so ~2 steps a simulated second.
     let ms = 0;
     const clock = () => (ms += 250);
@@ -87,13 +87,13 @@ Deno.test("budget fit: a slow run ends its schedule and its poly rate where the 
       log: (l) => lines.push(l),
       clock,
     });
-    assert.ok(lines.some((l) => /the schedule now ends at \d+ \(was 6500\)/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /the schedule now ends at \d+ \(was 10000\)/.test(l)), lines.join("\n"));
     assert.ok(r.iter > 20 && r.iter < 200, `ended at ${r.iter}`);
     // The saved config holds the fitted end for --resume; the caller's config is left as it was.
     const saved = parseRunConfig(await Deno.readTextFile(join(runDir, "config.json")), "config.json");
     assert.equal(saved.schedule[0].iters, r.iter);
     assert.deepEqual(saved.solver.policy, { type: "poly", power: 1, maxIter: r.iter });
-    assert.equal(cfg.schedule[0].iters, 6500);
+    assert.equal(cfg.schedule[0].iters, 10000);
     // The rate of the last logged step is a small fraction of the base: the decay ran its course.
     const rows = (await Deno.readTextFile(join(runDir, "metrics.jsonl"))).trim().split("\n").map((l) =>
       JSON.parse(l)

@@ -128,7 +128,7 @@ Deno.test("run config: a preset's defaults, overrides on top, bad values refused
   assert.deepEqual(runConfig("tiny", { data: "/d" }).solver.policy, {
     type: "poly",
     power: 1,
-    maxIter: 6500,
+    maxIter: 10000,
   });
   assert.deepEqual(seed.solver.policy, { type: "fixed" });
   assert.deepEqual(runConfig("tiny", { data: "/d", solver: { policy: { type: "fixed" } } }).solver.policy, {
