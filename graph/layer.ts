@@ -72,6 +72,11 @@ export interface ForwardContext {
   params: readonly Tensor[];
   states: readonly Region[];
   workspace: Region | null;
+  /**
+   * Per top: add this layer's result into the top's current values instead of overwriting them
+   * (set only for layers whose {@linkcode Layer.canAddToTop} says so; absent means overwrite).
+   */
+  addToTops?: readonly boolean[];
 }
 
 /** What a layer sees when recording its backward kernels. */
@@ -114,6 +119,30 @@ export abstract class Layer {
 
   /** Validates bottom shapes, declares parameters, returns top shapes. */
   abstract setup(bottoms: readonly Shape[], ctx: SetupContext): Shape[];
+
+  /**
+   * Whether forward can add its result into top `i` (`ForwardContext.addToTops`) instead of
+   * overwriting it. The net then folds a residual sum that follows this layer into it.
+   */
+  canAddToTop(_i: number): boolean {
+    return false;
+  }
+
+  /**
+   * Whether backward reads the values of top `i`. Only a layer whose backward does not may have
+   * that top's buffer shared with a residual sum (which overwrites it).
+   */
+  backwardReadsTop(_i: number): boolean {
+    return true;
+  }
+
+  /**
+   * True when the only top is the plain sum of the bottoms (each once, coefficient 1): the net
+   * may then drop this layer and have the bottoms' producers write into one buffer.
+   */
+  get sumsBottoms(): boolean {
+    return false;
+  }
 
   /** Whether gradient can flow to bottom `i` (false for labels, indices, constants). */
   propagates(_i: number): boolean {

@@ -2,7 +2,8 @@
  * The static network: named blobs and layers, built once from a TypeScript definition. Build
  * infers shapes, decides where gradients flow (Caffe's pruning: a layer whose outputs reach no
  * weighted loss records no backward), lays parameters out in one buffer grouped by lr/decay
- * multipliers, plans activation and gradient buffers from their lifetimes, and records two
+ * multipliers, folds residual sums into the layers that feed them, plans activation and gradient
+ * buffers from their lifetimes, and records two
  * programs: a training step (forward, losses, backward, solver update, scalar accumulation) and
  * an inference pass. A step replays one program in one compute pass and one submit; scalars
  * (losses, metrics) accumulate on the GPU and are read back only when asked.
@@ -60,6 +61,12 @@ export interface BuildOptions {
    * consumes (the net's outputs) are always kept; others may share memory with later blobs.
    */
   keep?: readonly string[];
+  /**
+   * Fold residual sums into the layers that produce their inputs (default true): the first
+   * producer writes the sum's buffer, the others add into it, and no pass copies the sum's
+   * gradient back to its inputs. False records every sum as its own layer (comparisons, tests).
+   */
+  fuse?: boolean;
 }
 
 /** One parameter tensor in the flat parameter buffer. */
@@ -152,6 +159,12 @@ export class Net {
   #globalStats: boolean;
   #bytes = 0;
   #buffers: GPUBuffer[] = [];
+  /** Residual sums folded into their producers: dropped from both programs. */
+  #fused = new Set<number>();
+  /** Per writing layer, which of its tops it adds into (a folded sum's later producers). */
+  #addTo = new Map<number, boolean[]>();
+  /** Blob -> the blob whose buffers (values and gradient) it shares, for inputs of folded sums. */
+  #alias = new Map<string, string>();
 
   private constructor(gpu: Gpu, def: NetDef, opts: BuildOptions) {
     this.gpu = gpu;
@@ -166,7 +179,7 @@ export class Net {
     this.#planGradients(decls, wantTrain);
     this.layout = this.#layoutParams(decls);
     this.#initParams();
-    this.#allocActivations(opts.keep ?? [], wantTrain);
+    this.#allocActivations(opts.keep ?? [], wantTrain, opts.fuse ?? true);
     this.#allocStatesAndWorkspace(workspaceFloats);
     this.#hyper = this.#alloc("solver hyper-parameters", 64);
     this.#recordPrograms(wantTrain);
@@ -357,7 +370,7 @@ export class Net {
   }
 
   /** Phase 4, memory: activations and gradients from lifetimes; scalars in their own small buffers. */
-  #allocActivations(keep: readonly string[], wantTrain: boolean): void {
+  #allocActivations(keep: readonly string[], wantTrain: boolean, fuse: boolean): void {
     for (const k of keep) {
       const blob = this.#blobs.get(k);
       if (!blob) {
@@ -365,6 +378,7 @@ export class Net {
       }
       blob.kept = true;
     }
+    if (fuse) this.#planFusion();
     this.#planArena(wantTrain);
     if (this.#scalarNames.length) {
       const bytes = this.#scalarNames.length * SCALAR_FLOATS * 4;
@@ -380,6 +394,54 @@ export class Net {
         }
       }
     }
+  }
+
+  /**
+   * Residual sums. A layer that only sums its inputs ({@linkcode Layer.sumsBottoms}) is dropped
+   * when every input is read by nothing else, is not kept, and comes from a layer whose backward
+   * does not read it; its inputs then share the sum's buffers. The earliest producer writes the
+   * sum's buffer and each later one adds into it ({@linkcode Layer.canAddToTop}), so the forward
+   * pass saves the sum's pass over memory; backward reads the sum's gradient where the dropped
+   * layer copied it to each input, saving that pass too. A sum of sums folds into one buffer.
+   */
+  #planFusion(): void {
+    // Writers ([layer, top]) of each folded sum's buffer, keyed by the sum's top, in layer order.
+    const writers = new Map<string, [number, number][]>();
+    for (const [li, { layer: l }] of this.#layers.entries()) {
+      if (!l.sumsBottoms || l.tops.length !== 1) continue;
+      const all: [number, number][] = [];
+      const foldable = l.bottoms.every((name) => {
+        const b = this.#blobs.get(name)!;
+        if (b.producer < 0 || b.kept || b.scalarSlot >= 0 || b.consumers.length !== 1) return false;
+        const inner = writers.get(name);
+        if (inner) return all.push(...inner) > 0;
+        const t = this.#layers[b.producer].layer.tops.indexOf(name);
+        if (this.#layers[b.producer].layer.backwardReadsTop(t)) return false;
+        return all.push([b.producer, t]) > 0;
+      });
+      all.sort((a, b) => a[0] - b[0]);
+      if (!foldable || !all.slice(1).every(([p, t]) => this.#layers[p].layer.canAddToTop(t))) continue;
+      for (const name of l.bottoms) {
+        writers.delete(name);
+        this.#alias.set(name, l.tops[0]);
+      }
+      writers.set(l.tops[0], all);
+      this.#fused.add(li);
+    }
+    for (const all of writers.values()) {
+      for (const [p, t] of all.slice(1)) {
+        const flags = this.#addTo.get(p) ?? this.#layers[p].layer.tops.map(() => false);
+        flags[t] = true;
+        this.#addTo.set(p, flags);
+      }
+    }
+  }
+
+  /** The blob whose buffers `name` uses (itself unless it feeds a folded sum). */
+  #root(name: string): string {
+    let r = name;
+    for (let a = this.#alias.get(r); a !== undefined; a = this.#alias.get(r)) r = a;
+    return r;
   }
 
   /** Layers' persistent state buffers and the shared transient workspace. */
@@ -516,6 +578,20 @@ export class Net {
         wants.push({ blob, diff: true, start: s, end: e, bytes });
       }
     }
+    // Inputs of folded sums live in their sum's buffers: one lifetime covering all of them.
+    const own = new Map(
+      wants.filter((w) => !this.#alias.has(w.blob.name)).map((w) => [`${w.diff}:${w.blob.name}`, w]),
+    );
+    const members = wants.filter((w) => this.#alias.has(w.blob.name));
+    for (const w of members) {
+      const r = own.get(`${w.diff}:${this.#root(w.blob.name)}`);
+      if (!r) {
+        throw new Error(`net "${this.name}": blob "${w.blob.name}" shares a buffer that was not planned`);
+      }
+      r.start = Math.min(r.start, w.start);
+      r.end = Math.max(r.end, w.end);
+    }
+    wants.splice(0, wants.length, ...own.values());
     wants.sort((a, b) => b.bytes - a.bytes || a.start - b.start);
     const slots: { bytes: number; spans: [number, number][]; members: Want[] }[] = [];
     for (const w of wants) {
@@ -542,6 +618,11 @@ export class Net {
         else m.blob.data = region;
       }
     }
+    for (const [name] of this.#alias) {
+      const blob = this.#blobs.get(name)!, root = this.#blobs.get(this.#root(name))!;
+      blob.data = root.data;
+      if (train && blob.writers.length) blob.diff = root.diff;
+    }
   }
 
   #tensor(name: string): Tensor {
@@ -556,14 +637,15 @@ export class Net {
 
   #record(mode: Mode, withBackward: boolean): Dispatch[] {
     const rec = new Recorder(this.kernels);
-    for (const info of this.#layers) {
+    for (const [li, info] of this.#layers.entries()) {
+      if (this.#fused.has(li)) continue;
       rec.owner = info.layer.name;
-      info.layer.forward(this.#forwardContext(info, rec, mode));
+      info.layer.forward({ ...this.#forwardContext(info, rec, mode), addToTops: this.#addTo.get(li) });
     }
     if (withBackward) {
       for (let li = this.#layers.length - 1; li >= 0; li--) {
         const info = this.#layers[li];
-        if (!info.runsBackward) continue;
+        if (!info.runsBackward || this.#fused.has(li)) continue;
         rec.owner = info.layer.name;
         const l = info.layer;
         const c: BackwardContext = {

@@ -171,7 +171,7 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
  */
 const GOLDEN = {
   adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
-  sha256: "d324b560d7c3bc358695387f3b5b4d0f4546f53b2285257937d5da55b57ccec9",
+  sha256: "c508901e235252024a6551b62ee6ea12a3619c1c14b8dc11f12da790392d7f0f",
 };
 
 async function parameterDigest(path: string): Promise<string> {

@@ -159,6 +159,11 @@ export class BatchNorm extends Layer {
     });
   }
 
+  /** Backward recomputes the normalised values (and the ReLU mask) from the input. */
+  override backwardReadsTop(): boolean {
+    return false;
+  }
+
   override backward(c: BackwardContext): void {
     const P = c.params, dy = c.topDiffs[0];
     if (!dy) return;

@@ -134,6 +134,14 @@ export class Convolution extends Layer {
     return [[g.n, g.k, g.oh, g.ow]];
   }
 
+  override canAddToTop(): boolean {
+    return true;
+  }
+
+  override backwardReadsTop(): boolean {
+    return false;
+  }
+
   forward(c: ForwardContext): void {
     recordConvForward(c.rec, {
       x: c.bottoms[0].region,
@@ -141,7 +149,7 @@ export class Convolution extends Layer {
       bias: c.params[1]?.region,
       y: c.tops[0].region,
       geometry: this.geometry,
-    }, { tile: this.opts.tile, path: this.opts.path });
+    }, { tile: this.opts.tile, path: this.opts.path, accumulate: c.addToTops?.[0] });
   }
 
   override backward(c: BackwardContext): void {

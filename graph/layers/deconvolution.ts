@@ -88,6 +88,14 @@ export class Deconvolution extends Layer {
     return [out];
   }
 
+  override canAddToTop(): boolean {
+    return true;
+  }
+
+  override backwardReadsTop(): boolean {
+    return false;
+  }
+
   forward(c: ForwardContext): void {
     recordConvDgrad(c.rec, {
       dy: c.bottoms[0].region,
@@ -95,7 +103,7 @@ export class Deconvolution extends Layer {
       bias: c.params[1]?.region,
       dx: c.tops[0].region,
       geometry: this.mirror,
-    }, { tile: this.opts.tile, path: this.opts.path });
+    }, { tile: this.opts.tile, path: this.opts.path, accumulate: c.addToTops?.[0] });
   }
 
   override backward(c: BackwardContext): void {

@@ -30,6 +30,14 @@ export class Eltwise extends Layer {
     }
   }
 
+  override get sumsBottoms(): boolean {
+    return this.coeffs.every((c) => c === 1) && new Set(this.bottoms).size === this.bottoms.length;
+  }
+
+  override backwardReadsTop(): boolean {
+    return false;
+  }
+
   setup(bottoms: readonly Shape[]): Shape[] {
     this.expectBottoms(bottoms, this.bottoms.length);
     bottoms.forEach((s, i) => this.expectShape(`input ${i} ("${this.bottoms[i]}")`, s, bottoms[0]));
