@@ -314,7 +314,8 @@ export class Net {
    * grouped by (lrMult, decayMult) so the solver updates each group in one range.
    */
   #layoutParams(decls: readonly ParamDeclEntry[]): ParamLayout {
-    const align4 = this.gpu.offsetAlignment;
+    // Bindable offsets, and 16-byte aligned so the solver updates four values per invocation.
+    const align4 = Math.max(this.gpu.offsetAlignment, 16);
     const order = decls.map((_, i) => i).sort((a, b) => {
       const da = decls[a].decl, db = decls[b].decl;
       const ka = da.learnable && da.lrMult !== 0 ? 0 : 1, kb = db.learnable && db.lrMult !== 0 ? 0 : 1;

@@ -116,18 +116,33 @@ abstract class BaseSolver implements Solver {
     });
     const gpu = rec.kernels.gpu;
     for (const g of layout.groups) {
-      for (const [off, bytes] of chunks(g.offset, g.bytes, gpu.maxBindingBytes, gpu.offsetAlignment)) {
-        const n = bytes / 4;
+      for (
+        const [off, bytes] of chunks(
+          g.offset,
+          g.bytes,
+          gpu.maxBindingBytes,
+          Math.max(gpu.offsetAlignment, 16),
+        )
+      ) {
+        // Four parameters per invocation: on a CPU adapter a storage load costs about the same
+        // whether it fetches a scalar or a vec4, so the update runs on a quarter of the loads. The
+        // bodies are the same WGSL either way (scalar hyper-parameters broadcast over vectors).
+        if (off % 16 !== 0 || bytes % 16 !== 0) {
+          throw new RangeError(
+            `${this.type}: parameter chunk at byte ${off} (${bytes} bytes) is not 16-byte aligned`,
+          );
+        }
+        const type = "vec4<f32>";
         const wd = (this.options.weightDecay ?? 0) * g.decayMult;
-        const hist = this.#history.map((_, k) => ({ name: `h${k}`, access: "read_write" as const }));
-        const k = elementwise(`${this.type} update lr_mult ${g.lrMult} decay_mult ${g.decayMult}`, {
+        const hist = this.#history.map((_, k) => ({ name: `h${k}`, access: "read_write" as const, type }));
+        const k = elementwise(`${this.type} update lr_mult ${g.lrMult} decay_mult ${g.decayMult} v4`, {
           bindings: [
-            { name: "w", access: "read_write" },
-            { name: "dw", access: "read" },
+            { name: "w", access: "read_write", type },
+            { name: "dw", access: "read", type },
             { name: "hyper", access: "read" },
             ...hist,
           ],
-          n,
+          n: bytes / 16,
           body: `  let lr = hyper[0] * ${f32(g.lrMult)};
   let g = dw[i]${wd !== 0 ? ` + ${f32(wd)} * w[i]` : ""};
 ${this.updateBody()}`,
