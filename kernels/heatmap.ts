@@ -158,35 +158,42 @@ export function renderVolume(rec: Recorder, o: VolumeOptions): void {
     // A sub-bin centre keeps the same number of slices as the seed's window.
     reach = o.subBinDepth ? win.half + 0.5 : win.half;
   }
+  // Four columns per invocation where the side allows: the joint's centre, the row's offset and
+  // the slice's Gaussian factor are computed once for all four, and the store is one vec4. Each
+  // value keeps the per-element expression, so the target is the same bit for bit.
+  const V = S % 4 === 0 ? 4 : 1;
   const bindings: Binding[] = [
     { name: "joints", access: "read" },
     { name: "depth", access: "read" },
-    { name: "out", access: "read_write" },
+    { name: "out", access: "read_write", type: V === 4 ? "vec4<f32>" : "f32" },
   ];
+  const r2 = f32(1 / (2 * sigma * sigma)), box = f32(3 * sigma);
+  const cols = Array.from({ length: V }, (_, c) =>
+    `  let dx${c} = f32(col + ${u32(c)}) - cx;
+  let v${c} = select(0.0, exp(-(dx${c} * dx${c} + dy * dy) * ${r2}) * gz, inside && abs(dx${c}) <= ${box});`)
+    .join("\n");
   const k = elementwise(
-    `volume_target D${D} S${S}${o.legacy ? " legacy" : ""}${o.subBinDepth ? " subbin" : ""}`,
+    `volume_target D${D} S${S}${o.legacy ? " legacy" : ""}${o.subBinDepth ? " subbin" : ""}${
+      V === 4 ? " v4" : ""
+    }`,
     {
       bindings,
-      n: o.batch * o.joints * D * S * S,
+      n: o.batch * o.joints * D * S * S / V,
       prelude: `const SF = ${f32(S)};`,
-      body: `  let col = i % ${u32(S)};
-  let row = (i / ${u32(S)}) % ${u32(S)};
-  let d = (i / ${u32(S * S)}) % ${u32(D)};
-  let bj = i / ${u32(S * S * D)};
+      body: `  let col = (i % ${u32(S / V)}) * ${u32(V)};
+  let row = (i / ${u32(S / V)}) % ${u32(S)};
+  let d = (i / ${u32(S * S / V)}) % ${u32(D)};
+  let bj = i / ${u32(S * S * D / V)};
   let px = joints[2u * bj];
   let py = joints[2u * bj + 1u];
   let z = depth[bj * ${u32(K)} + ${u32(K - 1)}];
   ${centre}
-  let dx = f32(col) - cx;
   let dy = f32(row) - cy;
   let dz = f32(d) - cz;
-  var v = 0.0;
-  if (abs(dx) <= ${f32(3 * sigma)} && abs(dy) <= ${f32(3 * sigma)} && abs(dz) <= ${f32(reach)}) {
-    v = exp(-(dx * dx + dy * dy) * ${f32(1 / (2 * sigma * sigma))}) * exp(-dz * dz * ${
-        f32(1 / (2 * win.sigmaZ * win.sigmaZ))
-      });
-  }
-  out[i] = v;`,
+  let inside = abs(dy) <= ${box} && abs(dz) <= ${f32(reach)};
+  let gz = exp(-dz * dz * ${f32(1 / (2 * win.sigmaZ * win.sigmaZ))});
+${cols}
+  out[i] = ${V === 4 ? "vec4<f32>(v0, v1, v2, v3)" : "v0"};`,
     },
   );
   rec.dispatch(k.src, [o.coords, o.depth, o.out], k.groups);

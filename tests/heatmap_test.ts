@@ -35,11 +35,12 @@ Deno.test("2D targets: every renderer, clean and legacy, matches the CPU twin (a
   }
 });
 
-Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D = 4 and 16", async () => {
-  const B = 2, J = 3, S = 16;
+Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D = 4 and 16, sides 16 and 6", async () => {
+  const B = 2, J = 3;
   const joints = randomArray(B * J * 2, 42, -0.05, 1.05);
   const depth3 = randomArray(B * J * 3, 43, -0.1, 1.1); // [B,J,3]: the last value is the depth
-  for (const D of [4, 16]) {
+  // Side 16 renders four columns per invocation, side 6 one.
+  for (const [D, S] of [[4, 16], [16, 16], [4, 6]]) {
     for (const mode of ["clean", "subbin", "legacy"]) {
       const layer = new VolumeTarget("vt", {
         bottoms: ["j", "z"],
@@ -64,7 +65,7 @@ Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D
         subBinDepth: mode === "subbin",
         depthStride: 3,
       });
-      assertClose(out.v.data, want, { ...TOL, what: `volume D${D} ${mode}` });
+      assertClose(out.v.data, want, { ...TOL, what: `volume D${D} S${S} ${mode}` });
     }
   }
 });
