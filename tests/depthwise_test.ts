@@ -20,6 +20,18 @@ const CASES: { name: string; input: number[]; p: ConvParams }[] = [
     input: [2, 3, 10, 11],
     p: { k: 3, kernel: [3, 5], stride: [2, 3], pad: [1, 2], groups: 3 },
   },
+  // dx sides that are multiples of the stride take the row-walking input gradient; the others
+  // above and below, the per-element one.
+  {
+    name: "non-square 3x5 s2x3 p1x2, divisible sides",
+    input: [2, 3, 10, 12],
+    p: { k: 3, kernel: [3, 5], stride: [2, 3], pad: [1, 2], groups: 3 },
+  },
+  {
+    name: "stride past the kernel 2x2 s3, divisible sides",
+    input: [1, 2, 9, 9],
+    p: { k: 2, kernel: 2, stride: 3, groups: 2 },
+  },
   {
     name: "stride past the kernel 2x2 s3",
     input: [1, 2, 8, 8],
@@ -55,6 +67,8 @@ for (const [ci, c] of CASES.entries()) {
       recordDepthwiseDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxAcc, geometry: g }, { accumulate: true });
       recordDepthwiseDgrad(rec, { dy: r.dy, w: r.w, bias: r.bias, dx: r.dxBias, geometry: g });
       await rec.kernels.check();
+      const rows = rec.dispatches.filter((d) => d.label.includes("dw_dgrad rows")).length;
+      assert.equal(rows, g.h % g.sh === 0 && g.w % g.sw === 0 ? 3 : 0, `${c.name}: input gradient kernel`);
       const enc = gpu.device.createCommandEncoder();
       const pass = enc.beginComputePass();
       encodeDispatches(pass, rec.dispatches);

@@ -171,7 +171,7 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
  */
 const GOLDEN = {
   adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
-  sha256: "c508901e235252024a6551b62ee6ea12a3619c1c14b8dc11f12da790392d7f0f",
+  sha256: "6cf98542590386532fa1275a4b9cf26fb6f3dc29792a2ac8b3b5aaa943daf44e",
 };
 
 async function parameterDigest(path: string): Promise<string> {
