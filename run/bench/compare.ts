@@ -7,7 +7,7 @@
  *
  *   git worktree add /tmp/volpose-old <commit>       # or: git archive <commit> | tar -x -C DIR
  *   deno run -A run/bench/compare.ts --base /tmp/volpose-old [--presets tiny,tiny@64,small] [--rounds 3]
- *                                    [--no-kernels] [--out FILE]
+ *                                    [--interleave] [--no-kernels] [--out FILE]
  *
  * Step figures are medians over runs of ~1 s each (a queue wait costs a fixed ~10 ms in Deno, so
  * steps run back to back and the wait is paid once per run); kernel figures are medians over
@@ -23,15 +23,29 @@ import { median } from "./stats.ts";
 interface Measured {
   name: string;
   ms: number;
+  /** Which tree, for measurements that time both in one process. */
+  side?: "old" | "new";
   extra?: Record<string, number | string>;
 }
 
 const HERE = fileURLToPath(import.meta.url);
 
+const USAGE = `usage: deno run -A run/bench/compare.ts --base OLD_TREE [options]
+
+  --base DIR        the older source tree (git worktree add DIR COMMIT, or git archive | tar -x)
+  --presets LIST    training steps to time, NAME or NAME@INPUT (default tiny,tiny@64,small)
+  --rounds N        rounds of old and new (default 3; small runs at most 2 unless interleaved)
+  --interleave      time both trees' steps in one process, alternating ~1 s runs for N rounds
+                    (steadier on a machine whose speed drifts; the base must build on this tree's
+                    device object, which every tree since the CPU-adapter kernels does)
+  --no-kernels      skip the conv / GEMM / batch-norm figures
+  --out FILE        also write the JSON there
+  -h, --help        this text`;
+
 /** Runs this file as a measuring child against `root`. */
-async function child(root: string, task: string, cache: string): Promise<Measured[]> {
+async function child(root: string, task: string, cache: string, extra: string[] = []): Promise<Measured[]> {
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", join(root, "deno.json"), HERE, "--child", task, "--root", root],
+    args: ["run", "-A", "--config", join(root, "deno.json"), HERE, "--child", task, "--root", root, ...extra],
     // Both trees read the same synthetic dataset (this tree's cache) instead of rendering their own.
     env: { VOLPOSE_CACHE: cache },
     stdout: "piped",
@@ -53,7 +67,9 @@ async function timeRuns(run: () => Promise<number>, n: number): Promise<number> 
   return median(t);
 }
 
-async function measureStep(root: string, spec: string): Promise<Measured[]> {
+/** A tree's training step for preset `spec` ("NAME" or "NAME@INPUT"), built on `gpu` (the tree's own when absent). */
+// deno-lint-ignore no-explicit-any
+async function buildStep(root: string, spec: string, gpu?: any, batch?: unknown) {
   const u = (p: string) => new URL(`file://${join(root, p)}`).href;
   const { openGpu } = await import(u("kernels/device.ts")).catch(() => import(u("graph/device.ts")));
   const { Net } = await import(u("graph/net.ts"));
@@ -65,7 +81,7 @@ async function measureStep(root: string, spec: string): Promise<Measured[]> {
   const { createPipeline } = await import(u("stages/pipeline.ts"));
   const { ensureDefaultDataset } = await import(u("io/dataset_cache.ts"));
   const [preset, input] = spec.split("@");
-  const gpu = await openGpu();
+  gpu ??= await openGpu();
   const data = await ensureDefaultDataset({ log: () => {} });
   // The run config: run/config.ts's runConfig where the tree has it, else the older argv form.
   const run = config.runConfig
@@ -75,33 +91,73 @@ async function measureStep(root: string, spec: string): Promise<Measured[]> {
   const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
     solver: new RMSProp({ baseLr: run.solver.baseLr }),
   });
-  const pipe = createPipeline(data, {
-    source: "train",
-    batchSize: cfg.batch,
-    inputSize: cfg.model.inputSize,
-    augment: true,
-    workers: 1,
-    seed: 3,
-  });
-  for await (const b of pipe) {
-    setBatch(net, b);
-    break;
+  if (!batch) {
+    const pipe = createPipeline(data, {
+      source: "train",
+      batchSize: cfg.batch,
+      inputSize: cfg.model.inputSize,
+      augment: true,
+      workers: 1,
+      seed: 3,
+    });
+    for await (const b of pipe) {
+      batch = b;
+      break;
+    }
+    await pipe.close();
   }
-  await pipe.close();
+  setBatch(net, batch);
   net.step();
   await net.sync();
-  let t0 = performance.now();
+  return { net, gpu, batch, name: `${preset}@${cfg.model.inputSize}`, batchSize: cfg.batch as number };
+}
+
+/** Steps that fill about a second, from one timed step. */
+// deno-lint-ignore no-explicit-any
+async function stepsPerRun(net: any): Promise<number> {
+  const t0 = performance.now();
   net.step();
   await net.sync();
-  const steps = Math.max(1, Math.min(100, Math.round(1000 / (performance.now() - t0))));
-  const ms = await timeRuns(async () => {
-    t0 = performance.now();
-    for (let i = 0; i < steps; i++) net.step();
-    await net.sync();
-    return (performance.now() - t0) / steps;
-  }, steps === 1 ? 3 : 5);
-  const name = `${preset}@${cfg.model.inputSize}`;
-  return [{ name: `step ${name}`, ms, extra: { dispatches: net.dispatchCount(), batch: cfg.batch } }];
+  return Math.max(1, Math.min(100, Math.round(1000 / (performance.now() - t0))));
+}
+
+// deno-lint-ignore no-explicit-any
+async function timeSteps(net: any, steps: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) net.step();
+  await net.sync();
+  return (performance.now() - t0) / steps;
+}
+
+async function measureStep(root: string, spec: string): Promise<Measured[]> {
+  const { net, name, batchSize } = await buildStep(root, spec);
+  const steps = await stepsPerRun(net);
+  const ms = await timeRuns(() => timeSteps(net, steps), steps === 1 ? 3 : 5);
+  return [{ name: `step ${name}`, ms, extra: { dispatches: net.dispatchCount(), batch: batchSize } }];
+}
+
+/**
+ * Both trees' steps in one process, on one device and one batch, alternating runs of ~1 s
+ * (old, new, new, old, ...) for `rounds` rounds: drifts of the machine's speed slower than a
+ * round cancel. Reports each side's median and, as `ratio`, the median over rounds of old / new.
+ */
+async function measureStepInterleaved(roots: { old: string; new: string }, spec: string, rounds: number) {
+  const b = await buildStep(roots.new, spec);
+  const a = await buildStep(roots.old, spec, b.gpu, b.batch);
+  const steps = await stepsPerRun(b.net);
+  const t = { old: [] as number[], new: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of (r % 2 ? ["new", "old"] : ["old", "new"]) as ("old" | "new")[]) {
+      t[side].push(await timeSteps(side === "old" ? a.net : b.net, steps));
+    }
+  }
+  const ratio = median(t.old.map((o, i) => o / t.new[i]));
+  return (["old", "new"] as const).map((side): Measured => ({
+    name: `step ${b.name}`,
+    ms: median(t[side]),
+    side,
+    extra: { dispatches: (side === "old" ? a : b).net.dispatchCount(), batch: b.batchSize, ratio, rounds },
+  }));
 }
 
 async function measureKernels(root: string): Promise<Measured[]> {
@@ -184,21 +240,29 @@ async function main(): Promise<void> {
       child: { type: "string" },
       root: { type: "string" },
       out: { type: "string" },
+      interleave: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   if (values.child) {
     const root = resolve(values.root!);
     const rows = values.child === "kernels"
       ? await measureKernels(root)
+      : values.child.startsWith("interleave:")
+      ? await measureStepInterleaved(
+        { old: resolve(values.base!), new: root },
+        values.child.slice("interleave:".length),
+        Number(values.rounds),
+      )
       : await measureStep(root, values.child);
     for (const r of rows) console.log(JSON.stringify(r));
     return;
   }
-  if (!values.base) {
-    throw new Error(
-      "usage: compare.ts --base OLD_TREE [--presets LIST] [--rounds N] [--no-kernels] [--out FILE]",
-    );
-  }
+  if (!values.base) throw new Error(`compare.ts needs --base OLD_TREE\n${USAGE}`);
   const trees = {
     old: resolve(values.base),
     new: resolve(join(fileURLToPath(new URL("../..", import.meta.url)))),
@@ -212,6 +276,21 @@ async function main(): Promise<void> {
   for (const task of tasks) {
     // The small preset runs ~once per round at 5-35 s a step; fewer rounds keep it bearable.
     const n = task.startsWith("small") ? Math.min(rounds, 2) : rounds;
+    if (values.interleave && task !== "kernels") {
+      console.error(`compare: ${task}, both trees in one process, ${rounds} rounds`);
+      for (
+        const m of await child(trees.new, `interleave:${task}`, join(trees.new, ".cache"), [
+          "--base",
+          trees.old,
+          "--rounds",
+          String(rounds),
+        ])
+      ) {
+        got[m.name] ??= { old: [], new: [] };
+        got[m.name][m.side!].push(m);
+      }
+      continue;
+    }
     for (let r = 0; r < n; r++) {
       for (const side of (r % 2 ? ["new", "old"] : ["old", "new"]) as ("old" | "new")[]) {
         console.error(`compare: ${task}, ${side}, round ${r + 1}/${n}`);
@@ -229,7 +308,13 @@ async function main(): Promise<void> {
       const d = ms[0]?.extra?.dispatches;
       return { ms: +t.toFixed(2), gflops: gf === null ? null : +gf.toFixed(1), dispatches: d ?? null };
     };
-    return { name, old: cell(v.old), new: cell(v.new) };
+    const ratio = v.new[0]?.extra?.ratio;
+    return {
+      name,
+      old: cell(v.old),
+      new: cell(v.new),
+      ratio: ratio === undefined ? null : +Number(ratio).toFixed(3),
+    };
   });
   const fmt = (c: { ms: number; gflops: number | null; dispatches: number | string | null }) =>
     c.gflops !== null
@@ -237,7 +322,11 @@ async function main(): Promise<void> {
       : `${c.ms} ms${c.dispatches ? ` (${c.dispatches} dispatches)` : ""}`;
   console.log("| what | old | new | old / new |\n|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.name} | ${fmt(r.old)} | ${fmt(r.new)} | ${(r.old.ms / r.new.ms).toFixed(1)}x |`);
+    // Interleaved rows: the median of the per-round ratios, which drifts of the machine move least.
+    const x = r.ratio !== null
+      ? `${r.ratio.toFixed(2)}x (per round)`
+      : `${(r.old.ms / r.new.ms).toFixed(1)}x`;
+    console.log(`| ${r.name} | ${fmt(r.old)} | ${fmt(r.new)} | ${x} |`);
   }
   const json = JSON.stringify({ date: new Date().toISOString(), trees, rounds, rows }, null, 2);
   if (values.out) await Deno.writeTextFile(values.out, json + "\n");
