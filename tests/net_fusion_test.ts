@@ -57,11 +57,15 @@ for (const path of ["direct", "gemm"] as const) {
     const gpu = await sharedGpu();
     const x = randomArray(2 * 4 * 6 * 6, 31), t = randomArray(2 * 6 * 6 * 6, 32);
     const run = async (fuse: boolean) => {
-      const net = await Net.build(gpu, { inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] }, layers: layers(path) }, {
-        solver: new SGD({ baseLr: 0.05, momentum: 0 }),
-        gradInputs: ["x"],
-        fuse,
-      });
+      const net = await Net.build(
+        gpu,
+        { inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] }, layers: layers(path) },
+        {
+          solver: new SGD({ baseLr: 0.05, momentum: 0 }),
+          gradInputs: ["x"],
+          fuse,
+        },
+      );
       net.setInput("x", x);
       net.setInput("t", t);
       net.step();
@@ -96,17 +100,24 @@ for (const path of ["direct", "gemm"] as const) {
 Deno.test("net fusion: a kept input of a sum keeps its own values", async () => {
   const gpu = await sharedGpu();
   const x = randomArray(2 * 4 * 6 * 6, 33);
-  const net = await Net.build(gpu, { inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] }, layers: layers("direct") }, {
-    train: false,
-    keep: ["c2", "s3"],
-  });
+  const net = await Net.build(
+    gpu,
+    { inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] }, layers: layers("direct") },
+    {
+      train: false,
+      keep: ["c2", "s3"],
+    },
+  );
   net.setInput("x", x);
   net.setInput("t", new Float32Array(2 * 6 * 6 * 6));
   net.forward();
   const owners = new Set(net.dispatchLabels("infer").map((l) => l.split(":")[0]));
   assert.ok(owners.has("s1"), "s1 is not folded: c2 is kept");
   assert.ok(!owners.has("s2"), "s2 folds: the unfolded sum s1 writes its buffer, the deconvolution adds");
-  const plain = await Net.build(gpu, { inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] }, layers: layers("direct") }, {
+  const plain = await Net.build(gpu, {
+    inputs: { x: [2, 4, 6, 6], t: [2, 6, 6, 6] },
+    layers: layers("direct"),
+  }, {
     train: false,
     keep: ["c2", "s3"],
     fuse: false,
