@@ -3,10 +3,10 @@
  * infers shapes, decides where gradients flow (Caffe's pruning: a layer whose outputs reach no
  * weighted loss records no backward), lays parameters out in one buffer grouped by lr/decay
  * multipliers, folds residual sums into the layers that feed them, plans activation and gradient
- * buffers from their lifetimes, and records two
- * programs: a training step (forward, losses, backward, solver update, scalar accumulation) and
- * an inference pass. A step replays one program in one compute pass and one submit; scalars
- * (losses, metrics) accumulate on the GPU and are read back only when asked.
+ * buffers from their lifetimes, and records two programs: a training step (forward, losses,
+ * backward, solver update, scalar accumulation) and an inference pass. A step replays one
+ * program in one compute pass and one submit; scalars (losses, metrics) accumulate on the GPU and
+ * are read back only when asked.
  * @module
  */
 import { type Gpu, GpuError, takeGpuErrors } from "../kernels/device.ts";
@@ -415,10 +415,14 @@ export class Net {
         const b = this.#blobs.get(name)!;
         if (b.producer < 0 || b.kept || b.scalarSlot >= 0 || b.consumers.length !== 1) return false;
         const inner = writers.get(name);
-        if (inner) return all.push(...inner) > 0;
+        if (inner) {
+          all.push(...inner);
+          return true;
+        }
         const t = this.#layers[b.producer].layer.tops.indexOf(name);
         if (this.#layers[b.producer].layer.backwardReadsTop(t)) return false;
-        return all.push([b.producer, t]) > 0;
+        all.push([b.producer, t]);
+        return true;
       });
       all.sort((a, b) => a[0] - b[0]);
       if (!foldable || !all.slice(1).every(([p, t]) => this.#layers[p].layer.canAddToTop(t))) continue;
