@@ -274,34 +274,48 @@ export function softArgmaxBackward(
   },
 ): void {
   const g = o.grid;
+  // Four cells per invocation where a group holds a multiple of four (and dx is vec4-aligned):
+  // the coordinate gradients are loaded once for the four, and dx is stored as one vec4.
+  const V = o.groupSize % 4 === 0 && o.dx.offset % 16 === 0 ? 4 : 1;
+  const per = o.groupSize / V;
   const ins: Binding[] = o.grads.map((_, k) => ({ name: `dy${k}`, access: "read" }));
-  const terms = o.grads.flatMap((gr, k) =>
-    gr.axes.map((a, m) =>
-      `dy${k}[src * ${u32(gr.axes.length)} + ${u32(m)}] * ${cellCoord(g, { axis: a, index: "k" })}`
-    )
+  const loads = o.grads.flatMap((gr, k) =>
+    gr.axes.map((_, m) => `  let g${k}_${m} = dy${k}[src * ${u32(gr.axes.length)} + ${u32(m)}];`)
   );
-  let head = `  let src = i / ${u32(o.groupSize)};
-  let k = i % ${u32(o.groupSize)};
-  var v = ${terms.length ? terms.join(" +\n    ") : "0.0"};`;
+  const value = (c: number) => {
+    const terms = o.grads.flatMap((gr, k) =>
+      gr.axes.map((a, m) => `g${k}_${m} * ${cellCoord(g, { axis: a, index: `(k0 + ${u32(c)})` })}`)
+    );
+    return terms.length ? terms.join(" +\n    ") : "0.0";
+  };
+  const vals = Array.from({ length: V }, (_, c) => `  let v${c} = ${value(c)};`);
+  const v = V === 4 ? "vec4<f32>(v0, v1, v2, v3)" : "v0";
+  let body = `  let src = i / ${u32(per)};
+  let k0 = (i % ${u32(per)}) * ${u32(V)};
+${loads.join("\n")}
+${vals.join("\n")}
+  dx[i] = ${o.accumulate ? "dx[i] + " : ""}${v};`;
   if (o.channelZeroBug) {
     const J = o.channelZeroBug.joints;
-    head = `  let j = (i / ${u32(o.groupSize)}) % ${u32(J)};
-  let src = (i / ${u32(o.groupSize * J)}) * ${u32(J)} + ${u32(J - 1)};
-  let k = i % ${u32(o.groupSize)};
-  var v = 0.0;
+    body = `  let j = (i / ${u32(per)}) % ${u32(J)};
+  let src = (i / ${u32(per * J)}) * ${u32(J)} + ${u32(J - 1)};
+  let k0 = (i % ${u32(per)}) * ${u32(V)};
+  var out = ${V === 4 ? "vec4<f32>()" : "0.0"};
   if (j == 0u) {
-    v = ${terms.length ? terms.join(" +\n    ") : "0.0"};
-  }`;
+${loads.map((l) => `  ${l}`).join("\n")}
+${vals.map((l) => `  ${l}`).join("\n")}
+    out = ${v};
+  }
+  dx[i] = ${o.accumulate ? "dx[i] + " : ""}out;`;
   }
   const k = elementwise(
     `soft_argmax_bwd${o.channelZeroBug ? " channel0" : ""}${
       o.accumulate ? " acc" : ""
-    } ${g.depth}x${g.height}x${g.width}`,
+    } ${g.depth}x${g.height}x${g.width}${V === 4 ? " v4" : ""}`,
     {
-      bindings: [...ins, { name: "dx", access: "read_write" }],
-      n: o.groups * o.groupSize,
-      body: `${head}
-  dx[i] = ${o.accumulate ? "dx[i] + " : ""}v;`,
+      bindings: [...ins, { name: "dx", access: "read_write", type: V === 4 ? "vec4<f32>" : "f32" }],
+      n: o.groups * per,
+      body,
     },
   );
   rec.dispatch(k.src, [...o.grads.map((x) => x.region), o.dx], k.groups);

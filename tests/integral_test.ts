@@ -62,13 +62,15 @@ function grid(depth: number, height: number, width: number, bounds = UNIT_BOUNDS
 
 Deno.test("soft-argmax 3D: one [B,J,3] top with custom bounds matches the twin; gradcheck", async () => {
   await forEachReduceLayout(async () => {
-    const shape = [2, 6, 5, 4]; // J=2, D=3, H=5, W=4: unequal extents catch swapped axes
+    // J=2, D=3, H=5, W=7: unequal extents catch swapped axes, and 105 cells per group take the
+    // backward's one-cell form (the other tests' groups, multiples of 4, take the four-cell one).
+    const shape = [2, 6, 5, 7];
     const bounds = { x: [-1, 1] as const, y: [0, 1] as const, z: [0.2, 0.8] as const };
     const x = randomArray(numel(shape), 23, 0, 1);
     const p = await probe(new SoftArgmax("sa", { bottom: "p", top: "xyz", depthBins: 3, bounds }), [shape]);
     p.set([x]);
     const [y] = await p.forward();
-    const gr = grid(3, 5, 4, bounds);
+    const gr = grid(3, 5, 7, bounds);
     assertClose(y, softArgmaxRef(x, { groups: 4, grid: gr }), { ...FWD, what: "soft-argmax" });
     const g = await p.backward();
     assertClose(g.bottoms[0], softArgmaxBackwardRef(p.r[0], { groups: 4, grid: gr }), {
