@@ -223,7 +223,7 @@ function runningUpdate(run: { fraction: number }, M: number): string {
     rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`;
 }
 
-/** Batch-statistics forward with one invocation per channel: three ordered passes, no barriers. */
+/** Batch-statistics forward with one invocation per channel: two ordered passes, no barriers. */
 function batchNormForwardLanes(rec: Recorder, o: BatchNormForwardOptions): void {
   if (o.stats.kind !== "batch") throw new Error("unreachable");
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
@@ -239,16 +239,20 @@ function batchNormForwardLanes(rec: Recorder, o: BatchNormForwardOptions): void 
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= ${u32(C)}) { return; }
-  var acc = ${T}();
-${walkChannel(s, vec, (i) => `      acc += x[${i}];`)}
-  let mean = ${hsum("acc", vec)} * ${f32(1 / M)};
-  acc = ${T}();
+  // Mean and variance in one pass over the channel, of x shifted by its first value so the
+  // squares do not cancel: var = E[(x - K)^2] - E[x - K]^2 with K close to the mean.
+  let K = ${vec ? `x[c * ${u32(s.inner / 4)}].x` : `x[c * ${u32(s.inner)}]`};
+  var s1 = ${T}();
+  var s2 = ${T}();
 ${
     walkChannel(s, vec, (i) =>
-      `      let d = x[${i}] - ${T}(mean);
-      acc += d * d;`)
+      `      let d = x[${i}] - ${T}(K);
+      s1 += d;
+      s2 += d * d;`)
   }
-  let v = ${hsum("acc", vec)} * ${f32(1 / M)};
+  let m1 = ${hsum("s1", vec)} * ${f32(1 / M)};
+  let mean = K + m1;
+  let v = max(${hsum("s2", vec)} * ${f32(1 / M)} - m1 * m1, 0.0);
   let inv = inverseSqrt(v + ${f32(o.eps)});
   let scale = ${a.gamma} * inv;
   let shift = ${a.beta} - mean * scale;

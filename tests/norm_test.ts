@@ -91,6 +91,24 @@ for (
   });
 }
 
+Deno.test("batch_norm: channels far from zero (mean 1e3-3e3, std 0.3) keep their variance in both layouts", async () => {
+  // A one-pass E[x^2] - E[x]^2 in f32 loses the variance here (squares ~1e6 against a variance of 0.08);
+  // the kernels' shifted or two-pass sums keep the normalised values within f32 rounding of the mean.
+  const shape = [2, 3, 4, 8];
+  const x = randomArray(numel(shape), 9, -0.5, 0.5).map((v, i) => v + 1000 * (1 + Math.floor(i / 32) % 3));
+  for (const layout of ["lanes", "workgroups"] as const) {
+    const p = await probe(new BatchNorm("bn", { bottom: "x", top: "y", layout }), [shape]);
+    p.set([x]);
+    const [y] = await p.forward();
+    assertClose(y, batchNormRef(x, view(shape)), {
+      atol: 2e-3,
+      rtol: 1e-3,
+      what: `bn far from zero (${layout})`,
+    });
+    p.net.destroy();
+  }
+});
+
 Deno.test("batch_norm: pinned running statistics (frozen BN): forward and constant-statistics backward", async () => {
   const shape = [2, 3, 4, 5];
   const mean = randomArray(3, 8, -0.5, 0.5), variance = randomArray(3, 9, 0.3, 2);

@@ -171,7 +171,7 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
  */
 const GOLDEN = {
   adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
-  sha256: "6cf98542590386532fa1275a4b9cf26fb6f3dc29792a2ac8b3b5aaa943daf44e",
+  sha256: "ba165c1cb9e4446c9ad85bf88dce99e9b3af457c5656b562145eb5eb1e2de3f4",
 };
 
 async function parameterDigest(path: string): Promise<string> {
