@@ -126,7 +126,7 @@ abstract class BaseSolver implements Solver {
       ) {
         // Four parameters per invocation: on a CPU adapter a storage load costs about the same
         // whether it fetches a scalar or a vec4, so the update runs on a quarter of the loads. The
-        // bodies are the same WGSL either way (scalar hyper-parameters broadcast over vectors).
+        // update bodies read as scalar code; WGSL broadcasts their scalar factors over the vectors.
         if (off % 16 !== 0 || bytes % 16 !== 0) {
           throw new RangeError(
             `${this.type}: parameter chunk at byte ${off} (${bytes} bytes) is not 16-byte aligned`,

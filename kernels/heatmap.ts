@@ -161,7 +161,7 @@ export function renderVolume(rec: Recorder, o: VolumeOptions): void {
   // Four columns per invocation where the side allows: the joint's centre, the row's offset and
   // the slice's Gaussian factor are computed once for all four, and the store is one vec4. Each
   // value keeps the per-element expression, so the target is the same bit for bit.
-  const V = S % 4 === 0 ? 4 : 1;
+  const V = S % 4 === 0 && o.out.offset % 16 === 0 ? 4 : 1;
   const bindings: Binding[] = [
     { name: "joints", access: "read" },
     { name: "depth", access: "read" },
