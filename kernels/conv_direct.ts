@@ -25,6 +25,13 @@
  *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
  *   a fixed order.
  *
+ * - Inputs through uniform windows: a storage load inside a loop takes a lane-by-lane path in
+ *   llvmpipe (each lane's value goes through the stack; on a Zen 3 core ~190 cycles per eight
+ *   lanes for a scalar, even when all lanes share the address), a uniform load ~45. So where
+ *   whole images of the operand read in the inner loop (the sweep's input, the weight gradient's
+ *   dy) fit 64 KiB, the images are cut into groups that do, and one kernel specialised to the
+ *   group's size runs once per group, bound at that group's offsets.
+ *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
  * runs one dispatch per block of output channels, an input gradient one per block of reduction
  * channels (each adding into dx), so any layer size fits. GPUs keep the tiled GEMM core.
@@ -130,7 +137,7 @@ function fitWorkgroup(lanes: number): number {
 /** The sweep kernel. Bindings: in, w (uniform window), [bias], out. */
 export function directSweepKernel(
   s: SweepShape,
-  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean },
+  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean; uniformX?: boolean },
 ): DirectKernel {
   const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
   if (opts.vec4 && !sweepVec4(s)) {
@@ -165,14 +172,14 @@ export function directSweepKernel(
     if (opts.vec4) {
       // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
       for (let k = 0; k < R / 4; k++) {
-        body += `      let q${r}_${k} = x4[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
+        body += `      let q${r}_${k} = ${opts.uniformX ? "xu" : "x4"}[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
       }
       for (let u = 0; u < R; u++) body += `      let v${r}_${u} = q${r}_${u >> 2}[${u & 3}];\n`;
       continue;
     }
     for (let u = 0; u < R; u++) {
       const ok = [padY ? `oky${r}` : "", padX ? `okx${u}` : ""].filter(Boolean);
-      const load = `x[row${r} + cx${u}]`;
+      const load = opts.uniformX ? `xAt(row${r} + cx${u})` : `x[row${r} + cx${u}]`;
       body += ok.length
         ? `      let v${r}_${u} = select(0.0, ${load}, ${ok.join(" && ")});\n`
         : `      let v${r}_${u} = ${load};\n`;
@@ -206,7 +213,9 @@ export function directSweepKernel(
     )
   );
   const code = `${
-    opts.vec4
+    opts.uniformX
+      ? uniformDecl(0, "xu", s.n * s.cin * HW, "xAt")
+      : opts.vec4
       ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
       : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
   }
@@ -233,7 +242,12 @@ ${body}  }
 ${stores.join("\n")}
 }`;
   return {
-    src: { label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}`, code },
+    src: {
+      label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}${
+        opts.uniformX ? ` ux${s.n}` : ""
+      }`,
+      code,
+    },
     groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
   };
 }
@@ -351,6 +365,47 @@ export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad")
   return g.kh * g.kw <= 49;
 }
 
+/**
+ * Records one sweep, reading its input through uniform windows where whole images fit one (a
+ * uniform load costs a few times less than a storage load on CPU adapters; see
+ * {@linkcode wgradUniformPlan}): the images are cut into groups whose input fits 64 KiB, and
+ * the same kernel (specialised to the group's image count) runs once per group, bound at that
+ * group's offsets. Each output value is computed exactly as in one storage-bound dispatch.
+ */
+function recordSweep(
+  rec: Recorder,
+  s: SweepShape,
+  io: { x: Region; w: Region; bias?: Region; out: Region },
+  opts: { bias: boolean; accumulate: boolean; label: string; vec4: boolean },
+): void {
+  const limits = rec.kernels.gpu.device.limits;
+  const inImage = s.cin * s.hin * s.win, outImage = s.cout * s.hout * s.wout;
+  const images = inImage <= UNIFORM_FLOATS ? divisorAtMost(s.n, Math.floor(UNIFORM_FLOATS / inImage)) : 0;
+  const units = images ? s.n / images : 0;
+  const groups = Array.from({ length: units }, (_, u) => ({
+    x: uniformWindow(
+      io.x,
+      u * images * inImage * 4,
+      images * inImage,
+      limits.minUniformBufferOffsetAlignment,
+    ),
+    out: sub(io.out, u * images * outImage * 4, images * outImage * 4),
+  }));
+  // Only where a group still fills a SIMD chunk of invocations (fewer images would idle lanes).
+  if (
+    units > 0 && sweepBlock({ ...s, n: images }).lanes >= 8 &&
+    groups.every((g) => g.x && g.out.offset % limits.minStorageBufferOffsetAlignment === 0)
+  ) {
+    const k = directSweepKernel({ ...s, n: images }, { ...opts, uniformX: true });
+    for (const g of groups) {
+      rec.dispatch(k.src, [g.x!, io.w, ...(opts.bias ? [io.bias!] : []), g.out], k.groups);
+    }
+    return;
+  }
+  const k = directSweepKernel(s, opts);
+  rec.dispatch(k.src, [io.x, io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
+}
+
 /** Records a forward convolution as sweeps; false (nothing recorded) when a weight window cannot be bound. */
 export function recordDirectForward(
   rec: Recorder,
@@ -370,8 +425,12 @@ export function recordDirectForward(
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.x);
-    const k = directSweepKernel(s, { bias: !!io.bias, accumulate: opts.accumulate, label, vec4 });
-    rec.dispatch(k.src, [io.x, w!, ...(io.bias ? [io.bias] : []), io.y], k.groups);
+    recordSweep(rec, s, { x: io.x, w: w!, bias: io.bias, out: io.y }, {
+      bias: !!io.bias,
+      accumulate: !!opts.accumulate,
+      label,
+      vec4,
+    });
   }
   return true;
 }
@@ -396,8 +455,12 @@ export function recordDirectDgrad(
       plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.dy);
-    const k = directSweepKernel(s, { bias, accumulate: acc, label, vec4 });
-    rec.dispatch(k.src, [io.dy, w!, ...(bias ? [io.bias!] : []), io.dx], k.groups);
+    recordSweep(rec, s, { x: io.dy, w: w!, bias: io.bias, out: io.dx }, {
+      bias,
+      accumulate: acc,
+      label,
+      vec4,
+    });
   });
   return true;
 }
@@ -438,10 +501,38 @@ export function wgradPlan(
   return { tm, tc, rows, lanes, wg, splits: Math.ceil(g.n / perSplit), perSplit };
 }
 
+/**
+ * The weight gradient with dy read through uniform windows: on CPU adapters a uniform load is a
+ * few times cheaper than a storage load (measured on llvmpipe with a Zen 3 core: ~45 against ~190
+ * cycles per eight lanes for a scalar, ~210 against ~790 for a vec4; storage loads inside loops
+ * take a lane-by-lane path there), and dy is the operand every FMA block starts from. The images
+ * are cut into `units` groups of `images` whose dy fits one 64 KiB window; each group is one
+ * dispatch of the same kernel (bound at that group's offsets) writing its partial sums, folded
+ * in group order. Null when one image's dy alone overflows a window.
+ */
+export function wgradUniformPlan(
+  g: ConvGeometry,
+): { images: number; units: number; unitFloats: number } | null {
+  const per = g.k * g.oh * g.ow;
+  if (per > UNIFORM_FLOATS) return null;
+  const images = divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / per));
+  const sub = { ...g, n: images };
+  const { splits } = wgradPlan(sub);
+  const units = g.n / images;
+  const total = g.k * (g.c * g.kh * g.kw + 1);
+  // Each group's partials start 256-byte aligned, so they can be bound at any storage alignment.
+  const unitFloats = units * splits > 1 ? Math.ceil((splits * total) / 64) * 64 : 0;
+  return { images, units, unitFloats };
+}
+
 /** Workspace floats the direct weight gradient needs (0 without a split). */
 export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): number {
   const { splits } = wgradPlan(g);
-  return splits > 1 ? splits * g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0)) : 0;
+  const u = wgradUniformPlan(g);
+  return Math.max(
+    splits > 1 ? splits * g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0)) : 0,
+    u ? u.units * u.unitFloats : 0,
+  );
 }
 
 /**
@@ -452,7 +543,7 @@ export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): numb
  */
 export function directWgradKernel(
   g: ConvGeometry,
-  opts: { bias: boolean; split?: boolean; vec4?: boolean },
+  opts: { bias: boolean; split?: boolean; vec4?: boolean; uniformDy?: boolean; partials?: boolean },
 ): DirectKernel {
   const { tm: TM, tc: TC, rows: KY, lanes, wg: WG, splits: S, perSplit } = wgradPlan(g, opts);
   const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow, HW = g.h * g.w;
@@ -525,7 +616,8 @@ export function directWgradKernel(
   let loop: string;
   if (vec) {
     let body = "";
-    for (const j of J) body += `        let dv${j} = dy4[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
+    const dv = opts.uniformDy ? "dyu" : "dy4";
+    for (const j of J) body += `        let dv${j} = ${dv}[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
     if (xVec) { for (const q of Q) body += `        let xv${q} = x4[(xc${q} + row0) / 4u + ox4];\n`; }
     for (let u = 0; u < 4; u++) {
       body += `        {\n        let ox = ox4 * 4u + ${u32(u)};\n`;
@@ -535,10 +627,11 @@ export function directWgradKernel(
     loop = `      for (var ox4 = 0u; ox4 < ${u32(g.ow / 4)}; ox4++) {\n${body}      }`;
   } else {
     loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
-      column("ox", (j) => `dy[dyb + ${u32(j * OHW)} + ox]`)
+      column("ox", (j) =>
+        opts.uniformDy ? `dyAt(dyb + ${u32(j * OHW)} + ox)` : `dy[dyb + ${u32(j * OHW)} + ox]`)
     }      }`;
   }
-  const split = S > 1;
+  const split = S > 1 || !!opts.partials;
   const rowAt = (j: number) =>
     split ? `((wid.z * ${u32(g.k)} + m0 + ${u32(j)}) * ${u32(rowLen)})` : `((m0 + ${u32(j)}) * ${u32(CT)})`;
   const stores = J.flatMap((j) =>
@@ -556,11 +649,12 @@ export function directWgradKernel(
     ? J.map((j) => split ? `    ws[${rowAt(j)} + ${u32(CT)}] = b${j};` : `    db[m0 + ${u32(j)}] = b${j};`)
     : [];
   const rowLanes = g.kh / KY;
-  const code = `${
-    vec
-      ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
-      : "@group(0) @binding(0) var<storage, read> dy: array<f32>;"
-  }
+  const dyDecl = opts.uniformDy
+    ? uniformDecl(0, "dyu", g.n * g.k * OHW, "dyAt")
+    : vec
+    ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
+    : "@group(0) @binding(0) var<storage, read> dy: array<f32>;";
+  const code = `${dyDecl}
 ${
     xVec
       ? "@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;"
@@ -591,28 +685,83 @@ ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""
 }`;
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
-  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}`;
+  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : ""}`;
   return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
 }
 
-/** Folds the split partials of {@linkcode directWgradKernel} in split order into dw and db. Bindings: ws, dw, [db]. */
-function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean }): DirectKernel {
-  const { splits: S } = wgradPlan(g);
+/**
+ * Folds partial rows into dw and db, adding the slots in the order given (image order, so the
+ * sum does not depend on the machine). Bindings: ws, dw, [db]. `slots` are float offsets in ws.
+ */
+function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean; slots: readonly number[] }): DirectKernel {
   const CT = g.c * g.kh * g.kw, rowLen = CT + (opts.bias ? 1 : 0), total = g.k * rowLen;
-  const terms = Array.from({ length: S - 1 }, (_, s) => ` + ws[i + ${u32((s + 1) * total)}]`).join("");
-  const k = elementwise(`conv_wgrad_direct_fold ${shapeLabel(g)}${opts.bias ? " +bias" : ""} split${S}`, {
-    bindings: [
-      { name: "ws", access: "read" },
-      { name: "dw", access: "read_write" },
-      ...(opts.bias ? [{ name: "db", access: "read_write" as const }] : []),
-    ],
-    n: total,
-    body: `  let v = ws[i]${terms};
+  const [first, ...rest] = opts.slots;
+  const terms = rest.map((o) => ` + ws[i + ${u32(o)}]`).join("");
+  const k = elementwise(
+    `conv_wgrad_direct_fold ${shapeLabel(g)}${opts.bias ? " +bias" : ""} split${opts.slots.length}`,
+    {
+      bindings: [
+        { name: "ws", access: "read" },
+        { name: "dw", access: "read_write" },
+        ...(opts.bias ? [{ name: "db", access: "read_write" as const }] : []),
+      ],
+      n: total,
+      body: `  let v = ws[i + ${u32(first)}]${terms};
   let m = i / ${u32(rowLen)};
   let e = i % ${u32(rowLen)};
   ${opts.bias ? `if (e == ${u32(CT)}) { db[m] = v; } else { dw[m * ${u32(CT)} + e] = v; }` : "dw[i] = v;"}`,
-  });
+    },
+  );
   return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/** Region `r` from `offset` bytes on for `size` bytes. */
+function sub(r: Region, offset: number, size: number): Region {
+  return { buffer: r.buffer, offset: r.offset + offset, size };
+}
+
+/** Records the uniform-window weight gradient (see {@linkcode wgradUniformPlan}); false when it cannot be bound. */
+function recordUniformWgrad(
+  rec: Recorder,
+  io: { dy: Region; x: Region; dw: Region; db?: Region; workspace?: Region | null; geometry: ConvGeometry },
+): boolean {
+  const g = io.geometry, bias = !!io.db;
+  const plan = wgradUniformPlan(g);
+  if (!plan) return false;
+  const { images, units, unitFloats } = plan;
+  const limits = rec.kernels.gpu.device.limits;
+  const OHW = g.oh * g.ow, HW = g.h * g.w;
+  const dyBytes = images * g.k * OHW * 4, xBytes = images * g.c * HW * 4;
+  const sg = { ...g, n: images };
+  const S = wgradPlan(sg).splits;
+  const partials = units * S > 1;
+  if (partials && (!io.workspace || io.workspace.size < units * unitFloats * 4)) return false;
+  const windows = Array.from({ length: units }, (_, u) => ({
+    dy: uniformWindow(io.dy, u * dyBytes, images * g.k * OHW, limits.minUniformBufferOffsetAlignment),
+    x: sub(io.x, u * xBytes, xBytes),
+  }));
+  if (
+    windows.some((w) => !w.dy || w.x.offset % limits.minStorageBufferOffsetAlignment !== 0) ||
+    (partials && io.workspace!.offset % limits.minStorageBufferOffsetAlignment !== 0)
+  ) return false;
+  const vec4 = windows.every((w) => vec4Region(w.x)) && vec4Region(io.dy);
+  const k = directWgradKernel(sg, { bias, vec4, uniformDy: true, partials: units > 1 });
+  if (!partials) {
+    rec.dispatch(k.src, [windows[0].dy!, windows[0].x, io.dw, ...(bias ? [io.db!] : [])], k.groups);
+    return true;
+  }
+  const rowLen = g.c * g.kh * g.kw + (bias ? 1 : 0), total = g.k * rowLen;
+  windows.forEach((w, u) =>
+    rec.dispatch(k.src, [w.dy!, w.x, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
+  );
+  const slots = Array.from({ length: units * S }, (_, i) => Math.floor(i / S) * unitFloats + (i % S) * total);
+  const f = wgradFoldKernel(g, { bias, slots });
+  rec.dispatch(
+    f.src,
+    [sub(io.workspace!, 0, units * unitFloats * 4), io.dw, ...(bias ? [io.db!] : [])],
+    f.groups,
+  );
+  return true;
 }
 
 /**
@@ -626,6 +775,7 @@ export function recordDirectWgrad(
 ): boolean {
   const g = io.geometry;
   if (!directFits(g, "wgrad")) return false;
+  if (recordUniformWgrad(rec, io)) return true;
   const bias = !!io.db;
   const floats = directWgradWorkspaceFloats(g, bias);
   // Without room for the partials, one pass over all images.
@@ -638,7 +788,8 @@ export function recordDirectWgrad(
   }
   const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: floats * 4 };
   rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
-  const f = wgradFoldKernel(g, { bias });
+  const total = g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0));
+  const f = wgradFoldKernel(g, { bias, slots: Array.from({ length: k.groups[2] }, (_, i) => i * total) });
   rec.dispatch(f.src, [ws, io.dw, ...(bias ? [io.db!] : [])], f.groups);
   return true;
 }
