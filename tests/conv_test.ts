@@ -104,7 +104,7 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
   };
 }
 
-const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
+const CONFIGS: { name: string; input: number[]; p: ConvParams; uniform?: boolean }[] = [
   { name: "1x1 (plain GEMM, vec4 pixels)", input: [2, 8, 4, 4], p: { k: 12, kernel: 1 } },
   { name: "1x1 odd sizes", input: [1, 3, 5, 3], p: { k: 5, kernel: 1 } },
   { name: "3x3 pad 1", input: [2, 5, 7, 6], p: { k: 6, kernel: 3, pad: 1 } },
@@ -135,7 +135,14 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams }[] = [
     input: [2, 64, 6, 6],
     p: { k: 40, kernel: 3, pad: 1 },
   },
-  { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 } },
+  { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 }, uniform: true },
+  // Images of 18000 floats, over one 64 KiB uniform window: every direct kernel reads storage.
+  {
+    name: "3x3 20->20 on 30x30 (storage-bound direct kernels)",
+    input: [1, 20, 30, 30],
+    p: { k: 20, kernel: 3, pad: 1 },
+    uniform: false,
+  },
   { name: "3x3 pad 1 on 4x4 (4-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
 ];
 
@@ -176,6 +183,14 @@ for (const [ci, c] of CONFIGS.entries()) {
           direct >= want * 2,
           `${c.name}: ${want} kernel kinds fit the direct path\n${labels.join("\n")}`,
         );
+        // Inputs through uniform windows (labels " ux<images>", " udy") where whole images fit one.
+        if (c.uniform !== undefined) {
+          assert.equal(
+            labels.some((l) => / ux\d| udy/.test(l)),
+            c.uniform,
+            `${c.name}: ${labels.join("\n")}`,
+          );
+        }
       }
     }
   });
