@@ -512,17 +512,19 @@ export function wgradPlan(
  */
 export function wgradUniformPlan(
   g: ConvGeometry,
-): { images: number; units: number; unitFloats: number } | null {
-  const per = g.k * g.oh * g.ow;
-  if (per > UNIFORM_FLOATS) return null;
-  const images = divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / per));
+): { images: number; units: number; unitFloats: number; uniformX: boolean } | null {
+  const dy = g.k * g.oh * g.ow, x = g.c * g.h * g.w;
+  if (dy > UNIFORM_FLOATS) return null;
+  // x through windows too where its images fit as well.
+  const uniformX = x <= UNIFORM_FLOATS;
+  const images = divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / (uniformX ? Math.max(dy, x) : dy)));
   const sub = { ...g, n: images };
   const { splits } = wgradPlan(sub);
   const units = g.n / images;
   const total = g.k * (g.c * g.kh * g.kw + 1);
   // Each group's partials start 256-byte aligned, so they can be bound at any storage alignment.
   const unitFloats = units * splits > 1 ? Math.ceil((splits * total) / 64) * 64 : 0;
-  return { images, units, unitFloats };
+  return { images, units, unitFloats, uniformX };
 }
 
 /** Workspace floats the direct weight gradient needs (0 without a split). */
@@ -543,7 +545,14 @@ export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): numb
  */
 export function directWgradKernel(
   g: ConvGeometry,
-  opts: { bias: boolean; split?: boolean; vec4?: boolean; uniformDy?: boolean; partials?: boolean },
+  opts: {
+    bias: boolean;
+    split?: boolean;
+    vec4?: boolean;
+    uniformDy?: boolean;
+    uniformX?: boolean;
+    partials?: boolean;
+  },
 ): DirectKernel {
   const { tm: TM, tc: TC, rows: KY, lanes, wg: WG, splits: S, perSplit } = wgradPlan(g, opts);
   const T = g.kh * g.kw, CT = g.c * T, OHW = g.oh * g.ow, HW = g.h * g.w;
@@ -556,13 +565,14 @@ export function directWgradKernel(
   // kernel rows. Moving one output column right shifts it by sw columns, so only columns
   // kx >= kw - sw are loaded anew.
   const keep = Math.max(0, g.kw - g.sw);
+  const xr = (at: string) => opts.uniformX ? `xAt(${at})` : `x[${at}]`;
   const load = (q: number, r: number, kx: number, ox: string) => {
     const ix = `${ox} * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
     const conds = [padY ? `oky${r}` : "", padX ? `(${ix}) < ${u32(g.w)}` : ""].filter(Boolean);
     const at = `xc${q} + row${r} + ${ix}`;
     return conds.length
-      ? `select(0.0, x[select(0u, ${at}, ${conds.join(" && ")})], ${conds.join(" && ")})`
-      : `x[${at}]`;
+      ? `select(0.0, ${xr(`select(0u, ${at}, ${conds.join(" && ")})`)}, ${conds.join(" && ")})`
+      : xr(at);
   };
   const v = (q: number, r: number, kx: number) => `v${q}_${r}_${kx}`;
   const a = (j: number, q: number, r: number, kx: number) => `a${j}_${q}_${r}_${kx}`;
@@ -618,7 +628,11 @@ export function directWgradKernel(
     let body = "";
     const dv = opts.uniformDy ? "dyu" : "dy4";
     for (const j of J) body += `        let dv${j} = ${dv}[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
-    if (xVec) { for (const q of Q) body += `        let xv${q} = x4[(xc${q} + row0) / 4u + ox4];\n`; }
+    if (xVec) {
+      for (const q of Q) {
+        body += `        let xv${q} = ${opts.uniformX ? "xu" : "x4"}[(xc${q} + row0) / 4u + ox4];\n`;
+      }
+    }
     for (let u = 0; u < 4; u++) {
       body += `        {\n        let ox = ox4 * 4u + ${u32(u)};\n`;
       body += column("ox", (j) => `dv${j}[${u}]`, xVec ? (q) => `xv${q}[${u}]` : undefined);
@@ -656,7 +670,9 @@ export function directWgradKernel(
     : "@group(0) @binding(0) var<storage, read> dy: array<f32>;";
   const code = `${dyDecl}
 ${
-    xVec
+    opts.uniformX
+      ? uniformDecl(1, "xu", g.n * g.c * HW, "xAt")
+      : xVec
       ? "@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;"
       : "@group(0) @binding(1) var<storage, read> x: array<f32>;"
   }
@@ -685,7 +701,9 @@ ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""
 }`;
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
-  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : ""}`;
+  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : ""}${
+    opts.uniformX ? " ux" : ""
+  }`;
   return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
 }
 
@@ -728,7 +746,7 @@ function recordUniformWgrad(
   const g = io.geometry, bias = !!io.db;
   const plan = wgradUniformPlan(g);
   if (!plan) return false;
-  const { images, units, unitFloats } = plan;
+  const { images, units, unitFloats, uniformX } = plan;
   const limits = rec.kernels.gpu.device.limits;
   const OHW = g.oh * g.ow, HW = g.h * g.w;
   const dyBytes = images * g.k * OHW * 4, xBytes = images * g.c * HW * 4;
@@ -738,21 +756,23 @@ function recordUniformWgrad(
   if (partials && (!io.workspace || io.workspace.size < units * unitFloats * 4)) return false;
   const windows = Array.from({ length: units }, (_, u) => ({
     dy: uniformWindow(io.dy, u * dyBytes, images * g.k * OHW, limits.minUniformBufferOffsetAlignment),
-    x: sub(io.x, u * xBytes, xBytes),
+    x: uniformX
+      ? uniformWindow(io.x, u * xBytes, images * g.c * HW, limits.minUniformBufferOffsetAlignment)
+      : sub(io.x, u * xBytes, xBytes),
   }));
   if (
-    windows.some((w) => !w.dy || w.x.offset % limits.minStorageBufferOffsetAlignment !== 0) ||
+    windows.some((w) => !w.dy || !w.x || w.x.offset % limits.minStorageBufferOffsetAlignment !== 0) ||
     (partials && io.workspace!.offset % limits.minStorageBufferOffsetAlignment !== 0)
   ) return false;
-  const vec4 = windows.every((w) => vec4Region(w.x)) && vec4Region(io.dy);
-  const k = directWgradKernel(sg, { bias, vec4, uniformDy: true, partials: units > 1 });
+  const vec4 = windows.every((w) => vec4Region(w.x!)) && vec4Region(io.dy);
+  const k = directWgradKernel(sg, { bias, vec4, uniformDy: true, uniformX, partials: units > 1 });
   if (!partials) {
-    rec.dispatch(k.src, [windows[0].dy!, windows[0].x, io.dw, ...(bias ? [io.db!] : [])], k.groups);
+    rec.dispatch(k.src, [windows[0].dy!, windows[0].x!, io.dw, ...(bias ? [io.db!] : [])], k.groups);
     return true;
   }
   const rowLen = g.c * g.kh * g.kw + (bias ? 1 : 0), total = g.k * rowLen;
   windows.forEach((w, u) =>
-    rec.dispatch(k.src, [w.dy!, w.x, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
+    rec.dispatch(k.src, [w.dy!, w.x!, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
   );
   const slots = Array.from({ length: units * S }, (_, i) => Math.floor(i / S) * unitFloats + (i % S) * total);
   const f = wgradFoldKernel(g, { bias, slots });
