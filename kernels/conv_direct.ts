@@ -28,8 +28,8 @@
  * - Inputs through uniform windows: a storage load inside a loop takes a lane-by-lane path in
  *   llvmpipe (each lane's value goes through the stack; on a Zen 3 core ~190 cycles per eight
  *   lanes for a scalar, even when all lanes share the address), a uniform load ~45. So where
- *   whole images of the operand read in the inner loop (the sweep's input, the weight gradient's
- *   dy) fit 64 KiB, the images are cut into groups that do, and one kernel specialised to the
+ *   whole images of the operands read in the inner loop (the sweep's input, the weight gradient's
+ *   dy and x) fit 64 KiB, the images are cut into groups that do, and one kernel specialised to the
  *   group's size runs once per group, bound at that group's offsets.
  *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
