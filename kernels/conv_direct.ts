@@ -40,9 +40,7 @@
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
 import { elementwise, u32 } from "./kernel.ts";
 import { type ConvGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
-
-/** Floats one uniform binding may hold (the WebGPU default limit of 64 KiB). */
-export const UNIFORM_FLOATS = 16384;
+import { UNIFORM_FLOATS, uniformDecl, uniformWindow } from "./windows.ts";
 
 /** One kernel with its workgroup counts. */
 interface DirectKernel {
@@ -54,21 +52,6 @@ interface DirectKernel {
 function divisorAtMost(n: number, most: number): number {
   for (let d = Math.min(n, most); d > 1; d--) if (n % d === 0) return d;
   return 1;
-}
-
-/** The uniform binding of `floats` floats at `offset` bytes into `r`'s buffer, or null when it cannot be bound. */
-function uniformWindow(r: Region, offset: number, floats: number, align: number): Region | null {
-  const size = Math.ceil(floats / 4) * 16;
-  const off = r.offset + offset;
-  if (size > UNIFORM_FLOATS * 4 || off % align !== 0 || off + size > r.buffer.size) return null;
-  if (!(r.buffer.usage & GPUBufferUsage.UNIFORM)) return null;
-  return { buffer: r.buffer, offset: off, size };
-}
-
-/** WGSL declaring `name` as a uniform array of `floats` floats and a scalar reader `fnName(i)`. */
-function uniformDecl(binding: number, name: string, floats: number, fnName: string): string {
-  return `@group(0) @binding(${binding}) var<uniform> ${name}: array<vec4<f32>, ${Math.ceil(floats / 4)}>;
-fn ${fnName}(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }`;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   u32,
 } from "./kernel.ts";
 import { LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
+import { disjointBuffers, type SliceWindows, sliceWindows, uniformBindings } from "./windows.ts";
 
 /**
  * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
@@ -91,20 +92,78 @@ fn main(@builtin(local_invocation_id) lidv: vec3u, @builtin(workgroup_id) wid: v
 }
 
 /**
- * WGSL walking every value of channel `c` in memory order (images, then positions), four at a
- * time when `vec` (each tensor then also bound as `NAME4: array<vec4<f32>>`). `body(v, i)` gets
- * an f32 or vec4 value expression of tensor `x` and the flat (vec4) index; it runs once per value
- * or run of four.
+ * The tensors a "lanes" kernel reads through uniform windows (see windows.ts): their names, and
+ * the windows of whole images every one of them is cut into (all have the kernel's shape).
  */
-function walkChannel(s: ChannelShape, vec: boolean, body: (i: string) => string): string {
+interface LaneWindows {
+  names: readonly string[];
+  cut: SliceWindows;
+}
+
+/** Reads `name` at flat (vec4 when `vec`) index `i`, window-local index `iw` in window `w`. */
+type Load = (name: string) => string;
+
+/**
+ * WGSL walking every value of channel `c` in memory order (images, then positions), four at a
+ * time when `vec` (each storage tensor then bound as `array<vec4<f32>>`). `body(i, ld)` gets the
+ * flat (vec4) index and a reader: `ld(name)` is that tensor's value there, from its window
+ * `NAME{w}` when it is one of `win`'s names, else from storage `NAME[i]`.
+ */
+function walkChannel(
+  s: ChannelShape,
+  vec: boolean,
+  win: LaneWindows | null,
+  body: (i: string, ld: Load) => string,
+): string {
   const inner = vec ? s.inner / 4 : s.inner;
-  return `  for (var n = 0u; n < ${u32(s.outer)}; n++) {
+  const slice = s.channels * inner;
+  const walk = (count: number, first: number, ld: Load) =>
+    `  for (var n = 0u; n < ${u32(count)}; n++) {
     let base = (n * ${u32(s.channels)} + c) * ${u32(inner)};
     for (var p = 0u; p < ${u32(inner)}; p++) {
-      let i = base + p;
-${body("i")}
+      let iw = base + p;
+      let i = iw${first ? ` + ${u32(first * slice)}` : ""};
+${body("i", ld)}
     }
   }`;
+  if (!win) return walk(s.outer, 0, (name) => `${name}[i]`);
+  const { cut, names } = win;
+  return cut.regions.map((_, w) =>
+    walk(cut.count(w), w * cut.perWindow, (name) => {
+      if (!names.includes(name)) return `${name}[i]`;
+      return vec ? `${name}${w}[iw]` : `${name}${w}[iw >> 2u][iw & 3u]`;
+    })
+  ).join("\n");
+}
+
+/**
+ * Windows for the tensors `reads` of a lanes kernel of shape `s`, or null (storage reads) when
+ * the adapter is not a CPU, they cannot all be cut, or a written region shares their buffer.
+ */
+function laneWindows(
+  rec: Recorder,
+  s: ChannelShape,
+  reads: Record<string, Region>,
+  writes: readonly (Region | null | undefined)[],
+): { win: LaneWindows; regions: Region[][] } | null {
+  if (!rec.kernels.gpu.isFallback) return null;
+  const names = Object.keys(reads);
+  const budget = Math.floor(uniformBindings(rec) / names.length);
+  const cuts = names.map((n) => sliceWindows(rec, reads[n], s.outer, s.channels * s.inner, budget));
+  if (cuts.some((c) => !c) || !disjointBuffers(Object.values(reads), writes)) return null;
+  return { win: { names, cut: cuts[0]! }, regions: cuts.map((c) => c!.regions) };
+}
+
+/** Declarations of the window bindings `NAME{w}`, numbered from `first`. */
+function windowDecls(win: LaneWindows, first: number): string {
+  const out: string[] = [];
+  let b = first;
+  for (const name of win.names) {
+    win.cut.regions.forEach((r, w) => {
+      out.push(`@group(0) @binding(${b++}) var<uniform> ${name}${w}: array<vec4<f32>, ${r.size / 16}>;`);
+    });
+  }
+  return out.join("\n");
 }
 
 /** True when every region of a "lanes" kernel can be read and written as vec4. */
@@ -223,30 +282,45 @@ function runningUpdate(run: { fraction: number }, M: number): string {
     rvar[c] = rvar[c] + (${f32(M > 1 ? M / (M - 1) : 1)} * v - rvar[c]) / S;`;
 }
 
-/** Batch-statistics forward with one invocation per channel: two ordered passes, no barriers. */
+/**
+ * Batch-statistics forward with one invocation per channel: two ordered passes, no barriers; on
+ * CPU adapters x is read through uniform windows where it can be cut into them.
+ */
 function batchNormForwardLanes(rec: Recorder, o: BatchNormForwardOptions): void {
   if (o.stats.kind !== "batch") throw new Error("unreachable");
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   const run = o.stats.running;
   const vec = canVec(s, [o.x, o.y]);
   const T = vec ? "vec4<f32>" : "f32";
-  const b = new Bind().read("x", o.x, T);
+  const b = new Bind();
+  const windows = laneWindows(rec, s, { x: o.x }, [
+    o.y,
+    o.stats.saved,
+    o.gamma,
+    o.beta,
+    run?.mean,
+    run?.var,
+    run?.scale,
+  ]);
+  if (!windows) b.read("x", o.x, T);
   const a = affineBindings(b, o, !!run);
   b.write("y", o.y, T).write("saved", o.stats.saved);
   if (run) b.write("rmean", run.mean).write("rvar", run.var).write("rscale", run.scale);
+  const win = windows?.win ?? null;
   const code = `${b.code}
+${win ? windowDecls(win, b.list.length) : ""}
 @compute @workgroup_size(${LANES_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= ${u32(C)}) { return; }
   // Mean and variance in one pass over the channel, of x shifted by its first value so the
   // squares do not cancel: var = E[(x - K)^2] - E[x - K]^2 with K close to the mean.
-  let K = ${vec ? `x[c * ${u32(s.inner / 4)}].x` : `x[c * ${u32(s.inner)}]`};
+  let K = ${win ? firstValue(s) : vec ? `x[c * ${u32(s.inner / 4)}].x` : `x[c * ${u32(s.inner)}]`};
   var s1 = ${T}();
   var s2 = ${T}();
 ${
-    walkChannel(s, vec, (i) =>
-      `      let d = x[${i}] - ${T}(K);
+    walkChannel(s, vec, win, (_i, ld) =>
+      `      let d = ${ld("x")} - ${T}(K);
       s1 += d;
       s2 += d * d;`)
   }
@@ -257,15 +331,22 @@ ${
   let scale = ${a.gamma} * inv;
   let shift = ${a.beta} - mean * scale;
 ${
-    walkChannel(s, vec, (i) =>
-      `      let z = x[${i}] * ${T}(scale) + ${T}(shift);
+    walkChannel(s, vec, win, (i, ld) =>
+      `      let z = ${ld("x")} * ${T}(scale) + ${T}(shift);
       y[${i}] = ${o.relu ? `max(z, ${T}())` : "z"};`)
   }
   saved[c] = mean;
   saved[${u32(C)} + c] = inv;${run ? runningUpdate(run, M) : ""}
 }`;
-  const label = `bn_fwd batch lanes${o.relu ? " relu" : ""}${run ? " update" : ""}${vec ? " v4" : ""}`;
-  rec.dispatch({ label, code }, b.regions, grid1d(C, LANES_WG));
+  const label = `bn_fwd batch lanes${o.relu ? " relu" : ""}${run ? " update" : ""}${vec ? " v4" : ""}${
+    win ? ` ux${win.cut.regions.length}` : ""
+  }`;
+  rec.dispatch({ label, code }, [...b.regions, ...(windows?.regions.flat() ?? [])], grid1d(C, LANES_WG));
+}
+
+/** WGSL for the first value of channel `c` (image 0) read from window `x0`. */
+function firstValue(s: ChannelShape): string {
+  return `x0[(c * ${u32(s.inner)}) >> 2u][(c * ${u32(s.inner)}) & 3u]`;
 }
 
 /** Options of {@linkcode batchNormBackward}. */
@@ -364,12 +445,18 @@ ${body}
   rec.dispatch({ label, code }, b.regions, grid1d(C, 1));
 }
 
-/** {@linkcode batchNormBackward} with one invocation per channel: ordered passes, no barriers. */
+/**
+ * {@linkcode batchNormBackward} with one invocation per channel: ordered passes, no barriers; on
+ * CPU adapters x and dy are read through uniform windows where they can be cut into them.
+ */
 function batchNormBackwardLanes(rec: Recorder, o: BatchNormBackwardOptions): void {
   const s = o.shape, C = s.channels, M = s.outer * s.inner;
   const vec = canVec(s, [o.x, o.dy, o.dx]);
   const T = vec ? "vec4<f32>" : "f32";
-  const b = new Bind().read("x", o.x, T).read("dy", o.dy, T);
+  const b = new Bind();
+  const windows = laneWindows(rec, s, { x: o.x, dy: o.dy }, [o.dx, o.dgamma, o.dbeta]);
+  if (!windows) b.read("x", o.x, T).read("dy", o.dy, T);
+  const win = windows?.win ?? null;
   const a = affineBindings(b, o);
   const batch = o.stats.kind === "batch";
   if (o.stats.kind === "batch") b.read("saved", o.stats.saved);
@@ -383,10 +470,10 @@ function batchNormBackwardLanes(rec: Recorder, o: BatchNormBackwardOptions): voi
     : `  let mean = rmean[c];
   let inv = inverseSqrt(rvar[c] + ${f32(o.eps)});`;
   // The same scale/shift expression as the forward, so the ReLU mask matches it bit for bit.
-  const grad = (i: string) =>
-    `      let xi = x[${i}];
+  const grad = (ld: Load) =>
+    `      let xi = ${ld("x")};
       let z = xi * ${T}(scale) + ${T}(shift);
-      let g = ${o.relu ? `select(${T}(), dy[${i}], z > ${T}())` : `dy[${i}]`};
+      let g = ${o.relu ? `select(${T}(), ${ld("dy")}, z > ${T}())` : ld("dy")};
       let xh = (xi - ${T}(mean)) * ${T}(inv);`;
   const acc = o.accumulate ? (i: string) => `dx[${i}] + ` : () => "";
   const sums = `  var sg = ${T}();
@@ -395,8 +482,8 @@ function batchNormBackwardLanes(rec: Recorder, o: BatchNormBackwardOptions): voi
   if (batch) {
     body = `${sums}
 ${
-      walkChannel(s, vec, (i) =>
-        `${grad(i)}
+      walkChannel(s, vec, win, (_i, ld) =>
+        `${grad(ld)}
       sg += g;
       sgx += g * xh;`)
     }
@@ -408,8 +495,8 @@ ${
   let mg = tg * ${f32(1 / M)};
   let mgx = tgx * ${f32(1 / M)};
 ${
-          walkChannel(s, vec, (i) =>
-            `${grad(i)}
+          walkChannel(s, vec, win, (i, ld) =>
+            `${grad(ld)}
       dx[${i}] = ${acc(i)}${T}(k) * (g - ${T}(mg) - xh * ${T}(mgx));`)
         }`
         : ""
@@ -418,8 +505,8 @@ ${
     body = `${sums}
   let k = ${a.gamma} * inv;
 ${
-      walkChannel(s, vec, (i) =>
-        `${grad(i)}
+      walkChannel(s, vec, win, (i, ld) =>
+        `${grad(ld)}
       sg += g;
       sgx += g * xh;${
           o.dx
@@ -432,6 +519,7 @@ ${
   let tgx = ${hsum("sgx", vec)};`;
   }
   const code = `${b.code}
+${win ? windowDecls(win, b.list.length) : ""}
 @compute @workgroup_size(${LANES_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
@@ -445,8 +533,8 @@ ${body}
 }`;
   const label = `bn_bwd ${batch ? "batch" : "running"} lanes${o.relu ? " relu" : ""}${
     o.accumulate ? " acc" : ""
-  }${vec ? " v4" : ""}`;
-  rec.dispatch({ label, code }, b.regions, grid1d(C, LANES_WG));
+  }${vec ? " v4" : ""}${win ? ` ux${win.cut.regions.length}` : ""}`;
+  rec.dispatch({ label, code }, [...b.regions, ...(windows?.regions.flat() ?? [])], grid1d(C, LANES_WG));
 }
 
 /** Options of {@linkcode groupNormForward}. */

@@ -43,6 +43,8 @@ async function checkLayer(
       dy: Float32Array,
     ) => { dx: Float32Array; dgamma?: Float32Array; dbeta?: Float32Array };
     what: string;
+    /** Each must match the label of some dispatch of the training program. */
+    labels?: readonly RegExp[];
   },
 ): Promise<void> {
   const x = randomArray(numel(shape), o.seed, -2, 3);
@@ -60,6 +62,12 @@ async function checkLayer(
   }
   if (ref.dbeta && keys.includes("bias")) {
     assertClose(g.params[keys.indexOf("bias")], ref.dbeta, { ...BWD, what: `${o.what} dbeta` });
+  }
+  if (o.labels) {
+    const labels = (await p.net.profile("train", 1)).map((e) => e.label);
+    for (const want of o.labels) {
+      assert.ok(labels.some((l) => want.test(l)), `${o.what}: ${want} in\n${labels.join("\n")}`);
+    }
   }
   p.net.destroy();
 }
@@ -88,6 +96,40 @@ for (
         what: `bn (${layout})`,
       });
     }
+  });
+}
+
+// On CPU adapters the lanes layout reads x (and dy) through uniform windows of whole images:
+// several windows with a short last one, one scalar window, and images too large for any.
+for (
+  const [shape, want] of [
+    [[5, 8, 40, 16], / ux2$/], // 5120 floats an image: windows of 3 and 2 images, vec4
+    [[3, 4, 13, 11], / ux1$/], // rows not whole vec4s: scalar reads of one window
+    [[2, 2, 100, 90], / v4$/], // 18,000 floats an image: storage reads (no " ux" in the label)
+  ] as const
+) {
+  Deno.test(`batch_norm: ${shape.join("x")} lanes layout with input windows, GPU vs CPU twin`, async () => {
+    const C = shape[1];
+    const gamma = randomArray(C, 5, 0.5, 1.5), beta = randomArray(C, 6, -0.5, 0.5);
+    const ro = { gamma, beta, relu: true };
+    const fallback = (await sharedGpu()).isFallback;
+    await checkLayer(
+      new BatchNorm("bn", { bottom: "x", top: "y", affine: true, relu: true, layout: "lanes" }),
+      shape,
+      {
+        seed: 4,
+        params: { weight: gamma, bias: beta },
+        fwd: (x) => batchNormRef(x, view(shape), ro),
+        bwd: (x, dy) => batchNormBackwardRef(x, dy, view(shape), ro),
+        what: `bn lanes ${shape.join("x")}`,
+        labels: fallback
+          ? [
+            new RegExp(`bn_fwd batch lanes.*${want.source}`),
+            new RegExp(`bn_bwd batch lanes.*${want.source}`),
+          ]
+          : [],
+      },
+    );
   });
 }
 
