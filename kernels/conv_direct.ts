@@ -491,23 +491,34 @@ export function wgradPlan(
  * take a lane-by-lane path there), and dy is the operand every FMA block starts from. The images
  * are cut into `units` groups of `images` whose dy fits one 64 KiB window; each group is one
  * dispatch of the same kernel (bound at that group's offsets) writing its partial sums, folded
- * in group order. Null when one image's dy alone overflows a window.
+ * in group order. Where one image's dy overflows a window, the output channels are cut into
+ * blocks of `block` whose dy of one image fits (contiguous within the image), each block its own
+ * weight gradient over single images. Null when even that does not fit.
  */
 export function wgradUniformPlan(
   g: ConvGeometry,
-): { images: number; units: number; unitFloats: number; uniformX: boolean } | null {
-  const dy = g.k * g.oh * g.ow, x = g.c * g.h * g.w;
-  if (dy > UNIFORM_FLOATS) return null;
+): { images: number; units: number; unitFloats: number; uniformX: boolean; block: number } | null {
+  const OHW = g.oh * g.ow, x = g.c * g.h * g.w;
+  let block = g.k;
+  if (g.k * OHW > UNIFORM_FLOATS) {
+    // Blocks of whole register blocks (16 channels, or all of a smaller divisor).
+    const tm = divisorAtMost(g.k, 16);
+    block = tm * divisorAtMost(g.k / tm, Math.floor(UNIFORM_FLOATS / (OHW * tm)));
+    if (block * OHW > UNIFORM_FLOATS) return null;
+  }
+  const dy = block * OHW;
   // x through windows too where its images fit as well.
   const uniformX = x <= UNIFORM_FLOATS;
-  const images = divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / (uniformX ? Math.max(dy, x) : dy)));
-  const sub = { ...g, n: images };
+  const images = block < g.k
+    ? 1
+    : divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / (uniformX ? Math.max(dy, x) : dy)));
+  const sub = { ...g, n: images, k: block };
   const { splits } = wgradPlan(sub);
   const units = g.n / images;
-  const total = g.k * (g.c * g.kh * g.kw + 1);
+  const total = block * (g.c * g.kh * g.kw + 1);
   // Each group's partials start 256-byte aligned, so they can be bound at any storage alignment.
   const unitFloats = units * splits > 1 ? Math.ceil((splits * total) / 64) * 64 : 0;
-  return { images, units, unitFloats, uniformX };
+  return { images, units, unitFloats, uniformX, block };
 }
 
 /** Workspace floats the direct weight gradient needs (0 without a split). */
@@ -729,41 +740,61 @@ function recordUniformWgrad(
   const g = io.geometry, bias = !!io.db;
   const plan = wgradUniformPlan(g);
   if (!plan) return false;
-  const { images, units, unitFloats, uniformX } = plan;
+  const { images, units, unitFloats, uniformX, block } = plan;
   const limits = rec.kernels.gpu.device.limits;
-  const OHW = g.oh * g.ow, HW = g.h * g.w;
-  const dyBytes = images * g.k * OHW * 4, xBytes = images * g.c * HW * 4;
-  const sg = { ...g, n: images };
+  const OHW = g.oh * g.ow, HW = g.h * g.w, CT = g.c * g.kh * g.kw;
+  const xBytes = images * g.c * HW * 4;
+  const sg = { ...g, n: images, k: block };
   const S = wgradPlan(sg).splits;
   const partials = units * S > 1;
   if (partials && (!io.workspace || io.workspace.size < units * unitFloats * 4)) return false;
-  const windows = Array.from({ length: units }, (_, u) => ({
-    dy: uniformWindow(io.dy, u * dyBytes, images * g.k * OHW, limits.minUniformBufferOffsetAlignment),
-    x: uniformX
-      ? uniformWindow(io.x, u * xBytes, images * g.c * HW, limits.minUniformBufferOffsetAlignment)
-      : sub(io.x, u * xBytes, xBytes),
-  }));
+  const storageAligned = (r: Region | null | undefined) =>
+    !r || r.offset % limits.minStorageBufferOffsetAlignment === 0;
+  const blocks = Array.from({ length: g.k / block }, (_, b) => {
+    const o0 = b * block;
+    return {
+      o0,
+      windows: Array.from({ length: units }, (_, u) => ({
+        dy: uniformWindow(
+          io.dy,
+          (u * images * g.k + o0) * OHW * 4,
+          images * block * OHW,
+          limits.minUniformBufferOffsetAlignment,
+        ),
+        x: uniformX
+          ? uniformWindow(io.x, u * xBytes, images * g.c * HW, limits.minUniformBufferOffsetAlignment)
+          : sub(io.x, u * xBytes, xBytes),
+      })),
+      dw: sub(io.dw, o0 * CT * 4, block * CT * 4),
+      db: bias ? sub(io.db!, o0 * 4, block * 4) : undefined,
+    };
+  });
   if (
-    windows.some((w) => !w.dy || !w.x || w.x.offset % limits.minStorageBufferOffsetAlignment !== 0) ||
-    (partials && io.workspace!.offset % limits.minStorageBufferOffsetAlignment !== 0)
+    blocks.some((b) =>
+      b.windows.some((w) => !w.dy || !w.x || !storageAligned(w.x)) || !storageAligned(b.dw) ||
+      !storageAligned(b.db)
+    ) || (partials && !storageAligned(io.workspace))
   ) return false;
-  const vec4 = windows.every((w) => vec4Region(w.x!)) && vec4Region(io.dy);
+  const vec4 = blocks.every((b) => b.windows.every((w) => vec4Region(w.x!) && vec4Region(w.dy!)));
   const k = directWgradKernel(sg, { bias, vec4, uniformDy: true, uniformX, partials: units > 1 });
-  if (!partials) {
-    rec.dispatch(k.src, [windows[0].dy!, windows[0].x!, io.dw, ...(bias ? [io.db!] : [])], k.groups);
-    return true;
-  }
-  const rowLen = g.c * g.kh * g.kw + (bias ? 1 : 0), total = g.k * rowLen;
-  windows.forEach((w, u) =>
-    rec.dispatch(k.src, [w.dy!, w.x!, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
-  );
+  const rowLen = CT + (bias ? 1 : 0), total = block * rowLen;
   const slots = Array.from({ length: units * S }, (_, i) => Math.floor(i / S) * unitFloats + (i % S) * total);
-  const f = wgradFoldKernel(g, { bias, slots });
-  rec.dispatch(
-    f.src,
-    [sub(io.workspace!, 0, units * unitFloats * 4), io.dw, ...(bias ? [io.db!] : [])],
-    f.groups,
-  );
+  const f = partials ? wgradFoldKernel(sg, { bias, slots }) : null;
+  for (const b of blocks) {
+    if (!f) {
+      rec.dispatch(k.src, [b.windows[0].dy!, b.windows[0].x!, b.dw, ...(bias ? [b.db!] : [])], k.groups);
+      continue;
+    }
+    // Blocks run one after another, so each reuses the same workspace.
+    b.windows.forEach((w, u) =>
+      rec.dispatch(k.src, [w.dy!, w.x!, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
+    );
+    rec.dispatch(
+      f.src,
+      [sub(io.workspace!, 0, units * unitFloats * 4), b.dw, ...(bias ? [b.db!] : [])],
+      f.groups,
+    );
+  }
   return true;
 }
 
@@ -780,7 +811,8 @@ export function recordDirectWgrad(
   if (!directFits(g, "wgrad")) return false;
   if (recordUniformWgrad(rec, io)) return true;
   const bias = !!io.db;
-  const floats = directWgradWorkspaceFloats(g, bias);
+  const { splits } = wgradPlan(g);
+  const floats = splits > 1 ? splits * g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0)) : 0;
   // Without room for the partials, one pass over all images.
   const split = floats > 0 && !!io.workspace && io.workspace.size >= floats * 4;
   const vec4 = vec4Region(io.dy) && vec4Region(io.x);

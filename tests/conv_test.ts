@@ -55,6 +55,8 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
     // Stale values, so a missed write of the bias-folded weight gradient shows.
     dw2: createRegion(gpu, randomArray(wN, seed + 7)),
     db2: createRegion(gpu, randomArray(g.k, seed + 8)),
+    // Room for split or per-image-group partial sums of the weight gradient.
+    ws: createRegion(gpu, Math.max(1, wgradWorkspaceFloats(g, { bias: true, tile: o.tile }))),
   };
   const rec = new Recorder(new KernelCache(gpu));
   const opts = (kind: "forward" | "dgrad" | "wgrad") => ({
@@ -65,8 +67,12 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
   recordConvForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.yb, geometry: g }, opts("forward"));
   recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g }, { ...opts("dgrad"), accumulate: true });
   recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxo, geometry: g }, opts("dgrad"));
-  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, geometry: g }, opts("wgrad"));
-  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw2, db: r.db2, geometry: g }, opts("wgrad"));
+  recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, workspace: r.ws, geometry: g }, opts("wgrad"));
+  recordConvWgrad(
+    rec,
+    { dy: r.dy, x: r.x, dw: r.dw2, db: r.db2, workspace: r.ws, geometry: g },
+    opts("wgrad"),
+  );
   recordBiasGrad(rec, { dy: r.dy, db: r.db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
   await rec.kernels.check();
   const enc = gpu.device.createCommandEncoder();
@@ -104,7 +110,7 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
   };
 }
 
-const CONFIGS: { name: string; input: number[]; p: ConvParams; uniform?: boolean }[] = [
+const CONFIGS: { name: string; input: number[]; p: ConvParams; uniform?: boolean; expect?: RegExp }[] = [
   { name: "1x1 (plain GEMM, vec4 pixels)", input: [2, 8, 4, 4], p: { k: 12, kernel: 1 } },
   { name: "1x1 odd sizes", input: [1, 3, 5, 3], p: { k: 5, kernel: 1 } },
   { name: "3x3 pad 1", input: [2, 5, 7, 6], p: { k: 6, kernel: 3, pad: 1 } },
@@ -136,12 +142,29 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams; uniform?: boolean
     p: { k: 40, kernel: 3, pad: 1 },
   },
   { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 }, uniform: true },
-  // Images of 18000 floats, over one 64 KiB uniform window: every direct kernel reads storage.
+  // Images of 18432 floats, over one 64 KiB uniform window, and so is a block of 8 channels of
+  // one image's output gradient: every direct kernel reads storage.
   {
-    name: "3x3 20->20 on 30x30 (storage-bound direct kernels)",
-    input: [1, 20, 30, 30],
-    p: { k: 20, kernel: 3, pad: 1 },
+    name: "3x3 8->8 on 48x48 (storage-bound direct kernels)",
+    input: [1, 8, 48, 48],
+    p: { k: 8, kernel: 3, pad: 1 },
     uniform: false,
+  },
+  // Images of 18000 floats: the weight gradient reads dy through windows of 10-channel blocks of
+  // one image each (two blocks, each two images folded), x from storage.
+  {
+    name: "3x3 20->20 on 30x30 (weight gradient in output-channel blocks)",
+    input: [2, 20, 30, 30],
+    p: { k: 20, kernel: 3, pad: 1 },
+    uniform: true,
+    expect: /conv_wgrad_direct 1x20x30x30->10 .* udy$/,
+  },
+  {
+    name: "1x1 8->32 on 32x32 (weight gradient in output-channel blocks, vec4)",
+    input: [2, 8, 32, 32],
+    p: { k: 32, kernel: 1 },
+    uniform: true,
+    expect: /conv_wgrad_direct 1x8x32x32->16 .* v4 udy ux$/,
   },
   { name: "3x3 pad 1 on 4x4 (4-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
 ];
@@ -190,6 +213,9 @@ for (const [ci, c] of CONFIGS.entries()) {
             c.uniform,
             `${c.name}: ${labels.join("\n")}`,
           );
+        }
+        if (c.expect) {
+          assert.ok(labels.some((l) => c.expect!.test(l)), `${c.name}: ${c.expect}\n${labels.join("\n")}`);
         }
       }
     }
