@@ -474,7 +474,11 @@ export function wgradPlan(
   // Too few channels for a chunk (an RGB input): one invocation per (channel, kernel row).
   const rows = g.c / tc < 8 && g.kh > 1 ? 1 : g.kh;
   const lanes = (g.c / tc) * (g.kh / rows);
-  const wg = fitWorkgroup(lanes);
+  // With a single image (channel blocks of one image each), no split can make up for too few
+  // workgroups: then one SIMD chunk per workgroup. Each lane's sums are its own, so this changes
+  // no result.
+  let wg = fitWorkgroup(lanes);
+  if (g.n === 1 && (g.k / tm) * Math.ceil(lanes / wg) < WGRAD_BLOCKS) wg = 8;
   // At least WGRAD_BLOCKS workgroups, splitting the images (whole ones) when the channel blocks
   // are fewer. A fixed count rather than the machine's cores, so the summation order (and the
   // result, bit for bit) does not depend on the machine; two matched eight on the tiny preset.
