@@ -159,6 +159,8 @@ export class Net {
   #globalStats: boolean;
   #bytes = 0;
   #buffers: GPUBuffer[] = [];
+  /** Scratch textures of the recorded programs (CPU adapters read large operands through them). */
+  #textures: GPUTexture[] = [];
   /** Residual sums folded into their producers: dropped from both programs. */
   #fused = new Set<number>();
   /** Per writing layer, which of its tops it adds into (a folded sum's later producers). */
@@ -691,6 +693,10 @@ export class Net {
       const whole = (b: GPUBuffer) => ({ buffer: b, offset: 0, size: b.size });
       rec.dispatch(k.src, [whole(this.#scalars), whole(this.#acc!)], k.groups);
     }
+    for (const t of rec.textures.values()) {
+      this.#textures.push(t);
+      this.#bytes += t.width * t.height * t.depthOrArrayLayers * 16;
+    }
     return rec.dispatches;
   }
 
@@ -907,6 +913,8 @@ export class Net {
   /** Releases every GPU buffer. */
   destroy(): void {
     for (const b of this.#buffers) b.destroy();
+    for (const t of this.#textures) t.destroy();
     this.#buffers = [];
+    this.#textures = [];
   }
 }

@@ -40,7 +40,7 @@
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
 import { elementwise, u32 } from "./kernel.ts";
 import { type ConvGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
-import { UNIFORM_FLOATS, uniformDecl, uniformWindow } from "./windows.ts";
+import { packImages, textureDecl, UNIFORM_FLOATS, uniformDecl, uniformWindow } from "./windows.ts";
 
 /** One kernel with its workgroup counts. */
 interface DirectKernel {
@@ -120,7 +120,15 @@ function fitWorkgroup(lanes: number): number {
 /** The sweep kernel. Bindings: in, w (uniform window), [bias], out. */
 export function directSweepKernel(
   s: SweepShape,
-  opts: { bias?: boolean; accumulate?: boolean; label: string; vec4?: boolean; uniformX?: boolean },
+  opts: {
+    bias?: boolean;
+    accumulate?: boolean;
+    label: string;
+    vec4?: boolean;
+    uniformX?: boolean;
+    /** The input packed into a texture (all images, see windows.ts packImages). */
+    textureX?: boolean;
+  },
 ): DirectKernel {
   const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
   if (opts.vec4 && !sweepVec4(s)) {
@@ -155,14 +163,17 @@ export function directSweepKernel(
     if (opts.vec4) {
       // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
       for (let k = 0; k < R / 4; k++) {
-        body += `      let q${r}_${k} = ${opts.uniformX ? "xu" : "x4"}[(row${r} + cx0) / 4u + ${u32(k)}];\n`;
+        const t = `(row${r} + cx0) / 4u + ${u32(k)}`;
+        body += `      let q${r}_${k} = ${
+          opts.textureX ? `xAt4(${t})` : `${opts.uniformX ? "xu" : "x4"}[${t}]`
+        };\n`;
       }
       for (let u = 0; u < R; u++) body += `      let v${r}_${u} = q${r}_${u >> 2}[${u & 3}];\n`;
       continue;
     }
     for (let u = 0; u < R; u++) {
       const ok = [padY ? `oky${r}` : "", padX ? `okx${u}` : ""].filter(Boolean);
-      const load = opts.uniformX ? `xAt(row${r} + cx${u})` : `x[row${r} + cx${u}]`;
+      const load = opts.uniformX || opts.textureX ? `xAt(row${r} + cx${u})` : `x[row${r} + cx${u}]`;
       body += ok.length
         ? `      let v${r}_${u} = select(0.0, ${load}, ${ok.join(" && ")});\n`
         : `      let v${r}_${u} = ${load};\n`;
@@ -198,6 +209,8 @@ export function directSweepKernel(
   const code = `${
     opts.uniformX
       ? uniformDecl(0, "xu", s.n * s.cin * HW, "xAt")
+      : opts.textureX
+      ? textureDecl(0, "xt", "xAt")
       : opts.vec4
       ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
       : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
@@ -227,7 +240,7 @@ ${stores.join("\n")}
   return {
     src: {
       label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}${
-        opts.uniformX ? ` ux${s.n}` : ""
+        opts.uniformX ? ` ux${s.n}` : opts.textureX ? " tx" : ""
       }`,
       code,
     },
@@ -358,7 +371,7 @@ export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad")
 function recordSweep(
   rec: Recorder,
   s: SweepShape,
-  io: { x: Region; w: Region; bias?: Region; out: Region },
+  io: { x: Region; w: Region; bias?: Region; out: Region; packed: () => GPUTextureView | null },
   opts: { bias: boolean; accumulate: boolean; label: string; vec4: boolean },
 ): void {
   const limits = rec.kernels.gpu.device.limits;
@@ -385,8 +398,37 @@ function recordSweep(
     }
     return;
   }
-  const k = directSweepKernel(s, opts);
-  rec.dispatch(k.src, [io.x, io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
+  const view = io.packed();
+  const k = directSweepKernel(s, { ...opts, textureX: !!view });
+  rec.dispatch(k.src, [view ?? io.x, io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
+}
+
+/**
+ * Storage reads of each input value from which packing the input into a texture first pays: the
+ * pack is one more pass of storage loads, so two reads would gain little.
+ */
+const PACK_READS = 3;
+
+/**
+ * The sweeps' input packed into a texture on first use, when a CPU adapter would otherwise read
+ * it from storage PACK_READS times or more (`reads`: sweeps x blocks of output channels x kernel
+ * rows).
+ */
+function lazyPack(rec: Recorder, x: Region, floats: number, reads: number): () => GPUTextureView | null {
+  let view: GPUTextureView | null | undefined;
+  return () => {
+    if (view === undefined) {
+      view = rec.kernels.gpu.isFallback && reads >= PACK_READS
+        ? packImages(rec, x, 1, floats)?.[0] ?? null
+        : null;
+    }
+    return view;
+  };
+}
+
+/** Times a sweep plan reads each input value from storage: sweeps x blocks of TM output channels x kernel rows. */
+function sweepReads(plan: readonly { s: SweepShape }[]): number {
+  return plan.reduce((t, { s }) => t + (s.oCount / sweepBlock(s).tm) * s.kh, 0);
 }
 
 /** Records a forward convolution as sweeps; false (nothing recorded) when a weight window cannot be bound. */
@@ -403,12 +445,13 @@ export function recordDirectForward(
     w: uniformWindow(io.w, s.o0 * s.os * 4, weightWindowFloats(s), align),
   }));
   if (plan.some((p) => !p.w)) return false;
+  const packed = lazyPack(rec, io.x, g.n * g.c * g.h * g.w, sweepReads(plan));
   for (const { s, w } of plan) {
     const label = `conv_fwd_direct ${shapeLabel(g)}${io.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}${
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.x);
-    recordSweep(rec, s, { x: io.x, w: w!, bias: io.bias, out: io.y }, {
+    recordSweep(rec, s, { x: io.x, w: w!, bias: io.bias, out: io.y, packed }, {
       bias: !!io.bias,
       accumulate: !!opts.accumulate,
       label,
@@ -432,13 +475,14 @@ export function recordDirectDgrad(
     w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
   }));
   if (plan.some((p) => !p.w)) return false;
+  const packed = lazyPack(rec, io.dy, g.n * g.k * g.oh * g.ow, sweepReads(plan));
   plan.forEach(({ s, w }, i) => {
     const acc = opts.accumulate || i > 0, bias = !!io.bias && i === 0;
     const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
       plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.dy);
-    recordSweep(rec, s, { x: io.dy, w: w!, bias: io.bias, out: io.dx }, {
+    recordSweep(rec, s, { x: io.dy, w: w!, bias: io.bias, out: io.dx, packed }, {
       bias,
       accumulate: acc,
       label,
@@ -549,6 +593,8 @@ export function directWgradKernel(
     vec4?: boolean;
     uniformDy?: boolean;
     uniformX?: boolean;
+    /** x packed into a texture, one image (see windows.ts packImages). */
+    textureX?: boolean;
     partials?: boolean;
   },
 ): DirectKernel {
@@ -563,7 +609,7 @@ export function directWgradKernel(
   // kernel rows. Moving one output column right shifts it by sw columns, so only columns
   // kx >= kw - sw are loaded anew.
   const keep = Math.max(0, g.kw - g.sw);
-  const xr = (at: string) => opts.uniformX ? `xAt(${at})` : `x[${at}]`;
+  const xr = (at: string) => opts.uniformX || opts.textureX ? `xAt(${at})` : `x[${at}]`;
   const load = (q: number, r: number, kx: number, ox: string) => {
     const ix = `${ox} * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
     const conds = [padY ? `oky${r}` : "", padX ? `(${ix}) < ${u32(g.w)}` : ""].filter(Boolean);
@@ -628,7 +674,10 @@ export function directWgradKernel(
     for (const j of J) body += `        let dv${j} = ${dv}[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
     if (xVec) {
       for (const q of Q) {
-        body += `        let xv${q} = ${opts.uniformX ? "xu" : "x4"}[(xc${q} + row0) / 4u + ox4];\n`;
+        const t = `(xc${q} + row0) / 4u + ox4`;
+        body += `        let xv${q} = ${
+          opts.textureX ? `xAt4(${t})` : `${opts.uniformX ? "xu" : "x4"}[${t}]`
+        };\n`;
       }
     }
     for (let u = 0; u < 4; u++) {
@@ -670,6 +719,8 @@ export function directWgradKernel(
 ${
     opts.uniformX
       ? uniformDecl(1, "xu", g.n * g.c * HW, "xAt")
+      : opts.textureX
+      ? textureDecl(1, "xt", "xAt")
       : xVec
       ? "@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;"
       : "@group(0) @binding(1) var<storage, read> x: array<f32>;"
@@ -700,7 +751,7 @@ ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
   }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : ""}${
-    opts.uniformX ? " ux" : ""
+    opts.uniformX ? " ux" : opts.textureX ? " tx" : ""
   }`;
   return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
 }
@@ -780,18 +831,32 @@ function recordUniformWgrad(
     ) || (partials && !storageAligned(io.workspace))
   ) return false;
   const vec4 = blocks.every((b) => b.windows.every((w) => vec4Region(w.x!) && vec4Region(w.dy!)));
-  const k = directWgradKernel(sg, { bias, vec4, uniformDy: true, uniformX, partials: units > 1 });
+  // x from storage, read again by every block of TM output channels: where that is PACK_READS
+  // times or more, pack the single images into a texture first, one pass over x.
+  const reads = g.k / wgradPlan(sg).tm;
+  const packed = !uniformX && images === 1 && reads >= PACK_READS && rec.kernels.gpu.isFallback
+    ? packImages(rec, io.x, g.n, g.c * HW)
+    : null;
+  const k = directWgradKernel(sg, {
+    bias,
+    vec4,
+    uniformDy: true,
+    uniformX,
+    textureX: !!packed,
+    partials: units > 1,
+  });
   const rowLen = CT + (bias ? 1 : 0), total = block * rowLen;
   const slots = Array.from({ length: units * S }, (_, i) => Math.floor(i / S) * unitFloats + (i % S) * total);
   const f = partials ? wgradFoldKernel(sg, { bias, slots }) : null;
   for (const b of blocks) {
+    const xOf = (u: number) => packed ? packed[u] : b.windows[u].x!;
     if (!f) {
-      rec.dispatch(k.src, [b.windows[0].dy!, b.windows[0].x!, b.dw, ...(bias ? [b.db!] : [])], k.groups);
+      rec.dispatch(k.src, [b.windows[0].dy!, xOf(0), b.dw, ...(bias ? [b.db!] : [])], k.groups);
       continue;
     }
     // Blocks run one after another, so each reuses the same workspace.
     b.windows.forEach((w, u) =>
-      rec.dispatch(k.src, [w.dy!, w.x!, sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
+      rec.dispatch(k.src, [w.dy!, xOf(u), sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
     );
     rec.dispatch(
       f.src,

@@ -93,6 +93,8 @@ function numbered(code: string): string {
 export class Recorder {
   readonly kernels: KernelCache;
   readonly dispatches: Dispatch[] = [];
+  /** Scratch textures the recorded kernels use, by size (see {@linkcode Recorder.scratchTexture}). */
+  readonly textures = new Map<string, GPUTexture>();
   /** Layer currently recording, used to label dispatches and errors. */
   owner = "?";
 
@@ -100,8 +102,28 @@ export class Recorder {
     this.kernels = kernels;
   }
 
-  /** Records one dispatch of `src` binding `regions` to @binding(0..n-1) of group 0. */
-  dispatch(src: KernelSource, regions: readonly Region[], groups: Groups): void {
+  /**
+   * An rgba32float 2-D array texture of `width` x `height` x `layers`, writable from kernels and
+   * readable with textureLoad. One per size and recorder: the program runs its dispatches in
+   * order, so every user packs its data in just before reading it.
+   */
+  scratchTexture(width: number, height: number, layers: number): GPUTexture {
+    const key = `${width}x${height}x${layers}`;
+    let t = this.textures.get(key);
+    if (!t) {
+      t = this.kernels.gpu.device.createTexture({
+        label: `scratch ${key}`,
+        size: [width, height, layers],
+        format: "rgba32float",
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+      });
+      this.textures.set(key, t);
+    }
+    return t;
+  }
+
+  /** Records one dispatch of `src` binding `regions` (buffer ranges or texture views) to @binding(0..n-1) of group 0. */
+  dispatch(src: KernelSource, regions: readonly (Region | GPUTextureView)[], groups: Groups): void {
     const pipeline = this.kernels.pipeline(src, this.owner);
     const device = this.kernels.gpu.device;
     const bindGroup = device.createBindGroup({
@@ -109,7 +131,7 @@ export class Recorder {
       layout: pipeline.getBindGroupLayout(0),
       entries: regions.map((r, i) => ({
         binding: i,
-        resource: { buffer: r.buffer, offset: r.offset, size: r.size },
+        resource: "buffer" in r ? { buffer: r.buffer, offset: r.offset, size: r.size } : r,
       })),
     });
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];

@@ -143,21 +143,31 @@ const CONFIGS: { name: string; input: number[]; p: ConvParams; uniform?: boolean
   },
   { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 }, uniform: true },
   // Images of 18432 floats, over one 64 KiB uniform window, and so is a block of 8 channels of
-  // one image's output gradient: every direct kernel reads storage.
+  // one image's output gradient: the sweeps, which read each input value three times, read it
+  // packed into a texture, the weight gradient from storage.
   {
-    name: "3x3 8->8 on 48x48 (storage-bound direct kernels)",
+    name: "3x3 8->8 on 48x48 (sweeps through a texture)",
     input: [1, 8, 48, 48],
     p: { k: 8, kernel: 3, pad: 1 },
     uniform: false,
+    expect: /conv_dgrad_direct 1x8x48x48->8 k3x3 .* tx$/,
+  },
+  // The same images through a 1x1 kernel: every input value is read once, so from storage.
+  {
+    name: "1x1 8->8 on 48x48 (storage-bound direct kernels)",
+    input: [1, 8, 48, 48],
+    p: { k: 8, kernel: 1 },
+    uniform: false,
+    expect: /conv_fwd_direct 1x8x48x48->8 k1x1 .*tn\d+( v4)?$/,
   },
   // Images of 18000 floats: the weight gradient reads dy through windows of 10-channel blocks of
-  // one image each (two blocks, each two images folded), x from storage.
+  // one image each (four blocks, each two images folded), x packed into a texture once.
   {
-    name: "3x3 20->20 on 30x30 (weight gradient in output-channel blocks)",
+    name: "3x3 20->40 on 30x30 (weight gradient in output-channel blocks)",
     input: [2, 20, 30, 30],
-    p: { k: 20, kernel: 3, pad: 1 },
+    p: { k: 40, kernel: 3, pad: 1 },
     uniform: true,
-    expect: /conv_wgrad_direct 1x20x30x30->10 .* udy$/,
+    expect: /conv_wgrad_direct 1x20x30x30->10 .* udy tx$/,
   },
   {
     name: "1x1 8->32 on 32x32 (weight gradient in output-channel blocks, vec4)",
