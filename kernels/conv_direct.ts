@@ -541,23 +541,32 @@ export function wgradPlan(
  * dispatch of the same kernel (bound at that group's offsets) writing its partial sums, folded
  * in group order. Where one image's dy overflows a window, the output channels are cut into
  * blocks of `block` whose dy of one image fits (contiguous within the image), each block its own
- * weight gradient over single images. Null when even that does not fit.
+ * weight gradient over single images. Where not even one register block fits (64x64 maps), dy is
+ * packed into a texture instead (`textureDy`, single images; see windows.ts packImages).
  */
 export function wgradUniformPlan(
   g: ConvGeometry,
-): { images: number; units: number; unitFloats: number; uniformX: boolean; block: number } | null {
+): {
+  images: number;
+  units: number;
+  unitFloats: number;
+  uniformX: boolean;
+  block: number;
+  textureDy: boolean;
+} {
   const OHW = g.oh * g.ow, x = g.c * g.h * g.w;
-  let block = g.k;
+  let block = g.k, textureDy = false;
   if (g.k * OHW > UNIFORM_FLOATS) {
     // Blocks of whole register blocks (16 channels, or all of a smaller divisor).
     const tm = divisorAtMost(g.k, 16);
     block = tm * divisorAtMost(g.k / tm, Math.floor(UNIFORM_FLOATS / (OHW * tm)));
-    if (block * OHW > UNIFORM_FLOATS) return null;
+    // Not even one register block of an image fits: dy packed into a texture, an image a layer.
+    if (block * OHW > UNIFORM_FLOATS) [block, textureDy] = [g.k, true];
   }
   const dy = block * OHW;
   // x through windows too where its images fit as well.
   const uniformX = x <= UNIFORM_FLOATS;
-  const images = block < g.k
+  const images = block < g.k || textureDy
     ? 1
     : divisorAtMost(g.n, Math.floor(UNIFORM_FLOATS / (uniformX ? Math.max(dy, x) : dy)));
   const sub = { ...g, n: images, k: block };
@@ -566,7 +575,7 @@ export function wgradUniformPlan(
   const total = block * (g.c * g.kh * g.kw + 1);
   // Each group's partials start 256-byte aligned, so they can be bound at any storage alignment.
   const unitFloats = units * splits > 1 ? Math.ceil((splits * total) / 64) * 64 : 0;
-  return { images, units, unitFloats, uniformX, block };
+  return { images, units, unitFloats, uniformX, block, textureDy };
 }
 
 /** Workspace floats the direct weight gradient needs (0 without a split). */
@@ -575,7 +584,7 @@ export function directWgradWorkspaceFloats(g: ConvGeometry, bias: boolean): numb
   const u = wgradUniformPlan(g);
   return Math.max(
     splits > 1 ? splits * g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0)) : 0,
-    u ? u.units * u.unitFloats : 0,
+    u.units * u.unitFloats,
   );
 }
 
@@ -595,6 +604,8 @@ export function directWgradKernel(
     uniformX?: boolean;
     /** x packed into a texture, one image (see windows.ts packImages). */
     textureX?: boolean;
+    /** dy likewise. */
+    textureDy?: boolean;
     partials?: boolean;
   },
 ): DirectKernel {
@@ -670,8 +681,12 @@ export function directWgradKernel(
   let loop: string;
   if (vec) {
     let body = "";
-    const dv = opts.uniformDy ? "dyu" : "dy4";
-    for (const j of J) body += `        let dv${j} = ${dv}[(dyb + ${u32(j * OHW)}) / 4u + ox4];\n`;
+    for (const j of J) {
+      const t = `(dyb + ${u32(j * OHW)}) / 4u + ox4`;
+      body += `        let dv${j} = ${
+        opts.textureDy ? `dyAt4(${t})` : `${opts.uniformDy ? "dyu" : "dy4"}[${t}]`
+      };\n`;
+    }
     if (xVec) {
       for (const q of Q) {
         const t = `(xc${q} + row0) / 4u + ox4`;
@@ -689,7 +704,9 @@ export function directWgradKernel(
   } else {
     loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
       column("ox", (j) =>
-        opts.uniformDy ? `dyAt(dyb + ${u32(j * OHW)} + ox)` : `dy[dyb + ${u32(j * OHW)} + ox]`)
+        opts.uniformDy || opts.textureDy
+          ? `dyAt(dyb + ${u32(j * OHW)} + ox)`
+          : `dy[dyb + ${u32(j * OHW)} + ox]`)
     }      }`;
   }
   const split = S > 1 || !!opts.partials;
@@ -712,6 +729,8 @@ export function directWgradKernel(
   const rowLanes = g.kh / KY;
   const dyDecl = opts.uniformDy
     ? uniformDecl(0, "dyu", g.n * g.k * OHW, "dyAt")
+    : opts.textureDy
+    ? textureDecl(0, "dyt", "dyAt")
     : vec
     ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
     : "@group(0) @binding(0) var<storage, read> dy: array<f32>;";
@@ -750,7 +769,7 @@ ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""
 }`;
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
-  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : ""}${
+  }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : opts.textureDy ? " tdy" : ""}${
     opts.uniformX ? " ux" : opts.textureX ? " tx" : ""
   }`;
   return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
@@ -794,8 +813,8 @@ function recordUniformWgrad(
 ): boolean {
   const g = io.geometry, bias = !!io.db;
   const plan = wgradUniformPlan(g);
-  if (!plan) return false;
-  const { images, units, unitFloats, uniformX, block } = plan;
+  const { images, units, unitFloats, uniformX, block, textureDy } = plan;
+  if (textureDy && !rec.kernels.gpu.isFallback) return false;
   const limits = rec.kernels.gpu.device.limits;
   const OHW = g.oh * g.ow, HW = g.h * g.w, CT = g.c * g.kh * g.kw;
   const xBytes = images * g.c * HW * 4;
@@ -810,7 +829,7 @@ function recordUniformWgrad(
     return {
       o0,
       windows: Array.from({ length: units }, (_, u) => ({
-        dy: uniformWindow(
+        dy: textureDy ? io.dy : uniformWindow(
           io.dy,
           (u * images * g.k + o0) * OHW * 4,
           images * block * OHW,
@@ -831,16 +850,19 @@ function recordUniformWgrad(
     ) || (partials && !storageAligned(io.workspace))
   ) return false;
   const vec4 = blocks.every((b) => b.windows.every((w) => vec4Region(w.x!) && vec4Region(w.dy!)));
+  const dyPacked = textureDy ? packImages(rec, io.dy, g.n, g.k * OHW) : null;
+  if (textureDy && !dyPacked) return false;
   // x from storage, read again by every block of TM output channels: where that is PACK_READS
   // times or more, pack the single images into a texture first, one pass over x.
   const reads = g.k / wgradPlan(sg).tm;
-  const packed = !uniformX && images === 1 && reads >= PACK_READS && rec.kernels.gpu.isFallback
-    ? packImages(rec, io.x, g.n, g.c * HW)
+  const packed = !uniformX && images === 1 && (reads >= PACK_READS || textureDy) && rec.kernels.gpu.isFallback
+    ? packImages(rec, io.x, g.n, g.c * HW, 1)
     : null;
   const k = directWgradKernel(sg, {
     bias,
     vec4,
-    uniformDy: true,
+    uniformDy: !textureDy,
+    textureDy,
     uniformX,
     textureX: !!packed,
     partials: units > 1,
@@ -850,13 +872,14 @@ function recordUniformWgrad(
   const f = partials ? wgradFoldKernel(sg, { bias, slots }) : null;
   for (const b of blocks) {
     const xOf = (u: number) => packed ? packed[u] : b.windows[u].x!;
+    const dyOf = (u: number) => dyPacked ? dyPacked[u] : b.windows[u].dy!;
     if (!f) {
-      rec.dispatch(k.src, [b.windows[0].dy!, xOf(0), b.dw, ...(bias ? [b.db!] : [])], k.groups);
+      rec.dispatch(k.src, [dyOf(0), xOf(0), b.dw, ...(bias ? [b.db!] : [])], k.groups);
       continue;
     }
     // Blocks run one after another, so each reuses the same workspace.
-    b.windows.forEach((w, u) =>
-      rec.dispatch(k.src, [w.dy!, xOf(u), sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
+    b.windows.forEach((_, u) =>
+      rec.dispatch(k.src, [dyOf(u), xOf(u), sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
     );
     rec.dispatch(
       f.src,

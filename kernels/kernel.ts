@@ -104,11 +104,12 @@ export class Recorder {
 
   /**
    * An rgba32float 2-D array texture of `width` x `height` x `layers`, writable from kernels and
-   * readable with textureLoad. One per size and recorder: the program runs its dispatches in
-   * order, so every user packs its data in just before reading it.
+   * readable with textureLoad. One per size, slot and recorder: the program runs its dispatches
+   * in order, so every user packs its data in just before reading it; operands read together
+   * take different slots.
    */
-  scratchTexture(width: number, height: number, layers: number): GPUTexture {
-    const key = `${width}x${height}x${layers}`;
+  scratchTexture(width: number, height: number, layers: number, slot = 0): GPUTexture {
+    const key = `${width}x${height}x${layers}/${slot}`;
     let t = this.textures.get(key);
     if (!t) {
       t = this.kernels.gpu.device.createTexture({

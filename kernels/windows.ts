@@ -93,20 +93,21 @@ const TEXTURE_SHIFT = Math.log2(TEXTURE_WIDTH);
  * Records a dispatch copying `images` consecutive images of `imageFloats` floats each from `r`
  * into the layers of a scratch rgba32float texture (four floats a texel, rows of
  * {@linkcode TEXTURE_WIDTH} texels) and returns one 2-D view per image, for kernels declared with
- * {@linkcode textureDecl}. Null when the region cannot be read as vec4 or the texture would
- * exceed the device's limits.
+ * {@linkcode textureDecl}. Operands a kernel reads together pack into different `slot`s. Null
+ * when the region cannot be read as vec4 or the texture would exceed the device's limits.
  */
 export function packImages(
   rec: Recorder,
   r: Region,
   images: number,
   imageFloats: number,
+  slot = 0,
 ): GPUTextureView[] | null {
   if (imageFloats % 4 !== 0 || r.offset % 16 !== 0 || r.size < images * imageFloats * 4) return null;
   const texels = imageFloats / 4, rows = Math.ceil(texels / TEXTURE_WIDTH);
   const limits = rec.kernels.gpu.device.limits;
   if (rows > limits.maxTextureDimension2D || images > limits.maxTextureArrayLayers) return null;
-  const tex = rec.scratchTexture(TEXTURE_WIDTH, rows, images);
+  const tex = rec.scratchTexture(TEXTURE_WIDTH, rows, images, slot);
   const code = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var t: texture_storage_2d_array<rgba32float, write>;
 @compute @workgroup_size(64)
