@@ -224,7 +224,12 @@ export function columnShares(r: TrainStepResult): { title: string; share: number
   return [...out, other];
 }
 
-/** The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, cores, shares). */
+/**
+ * The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, cores, shares).
+ * "timed / step" is the profiled kernels' total against the step: per-dispatch timestamps carry
+ * each dispatch's launch cost (over 100% on small steps), and on llvmpipe they under-report
+ * kernels once a program packs textures, so the shares are only as good as that figure.
+ */
 export function trainTable(rows: readonly TrainStepResult[]): string {
   if (rows.length === 0) return "";
   const cols = columnShares(rows[0]).map((c) => c.title);
@@ -235,6 +240,7 @@ export function trainTable(rows: readonly TrainStepResult[]): string {
     "dispatches",
     "JS per step",
     "cores busy",
+    "timed / step",
     ...cols,
   ];
   const step = (ms: number) => ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
@@ -245,6 +251,7 @@ export function trainTable(rows: readonly TrainStepResult[]): string {
     String(r.dispatchesPerStep),
     `${r.encodeMsPerStep.toFixed(1)} ms`,
     r.cpuCores.toFixed(2),
+    r.profiledMs > 0 ? `${Math.round((100 * r.profiledMs) / r.msPerStep)}%` : "-",
     ...columnShares(r).map((c) => `${Math.round(100 * c.share)}%`),
   ]);
   return [head, head.map(() => "---"), ...lines].map((l) => `| ${l.join(" | ")} |`).join("\n");
