@@ -25,12 +25,12 @@
  *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
  *   a fixed order.
  *
- * - Inputs through uniform windows: a storage load inside a loop takes a lane-by-lane path in
- *   llvmpipe (each lane's value goes through the stack; on a Zen 3 core ~190 cycles per eight
- *   lanes for a scalar, even when all lanes share the address), a uniform load ~45. So where
- *   whole images of the operands read in the inner loop (the sweep's input, the weight gradient's
- *   dy and x) fit 64 KiB, the images are cut into groups that do, and one kernel specialised to the
- *   group's size runs once per group, bound at that group's offsets.
+ * - Inputs through uniform windows or packed textures (windows.ts: a storage load takes a
+ *   lane-by-lane path in llvmpipe, several times the cost of either). Where whole images of the
+ *   operands read in the inner loop (the sweep's input, the weight gradient's dy and x) fit 64 KiB,
+ *   the images are cut into groups that do, and one kernel specialised to the group's size runs
+ *   once per group, bound at that group's offsets; the weight gradient also cuts dy into blocks of
+ *   output channels of one image. Operands too large for that are packed into a texture first.
  *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
  * runs one dispatch per block of output channels, an input gradient one per block of reduction
@@ -362,11 +362,11 @@ export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad")
 }
 
 /**
- * Records one sweep, reading its input through uniform windows where whole images fit one (a
- * uniform load costs a few times less than a storage load on CPU adapters; see
- * {@linkcode wgradUniformPlan}): the images are cut into groups whose input fits 64 KiB, and
- * the same kernel (specialised to the group's image count) runs once per group, bound at that
- * group's offsets. Each output value is computed exactly as in one storage-bound dispatch.
+ * Records one sweep, reading its input through uniform windows where whole images fit one (see
+ * windows.ts): the images are cut into groups whose input fits 64 KiB, and the same kernel
+ * (specialised to the group's image count) runs once per group, bound at that group's offsets.
+ * Otherwise it reads the input packed into a texture where `io.packed` gives one, else from
+ * storage. Each output value is computed exactly as in one storage-bound dispatch.
  */
 function recordSweep(
   rec: Recorder,
@@ -533,10 +533,9 @@ export function wgradPlan(
 }
 
 /**
- * The weight gradient with dy read through uniform windows: on CPU adapters a uniform load is a
- * few times cheaper than a storage load (measured on llvmpipe with a Zen 3 core: ~45 against ~190
- * cycles per eight lanes for a scalar, ~210 against ~790 for a vec4; storage loads inside loops
- * take a lane-by-lane path there), and dy is the operand every FMA block starts from. The images
+ * The weight gradient with dy read through uniform windows: on CPU adapters a uniform load is
+ * several times cheaper than a storage load (see windows.ts), and dy is the operand every FMA
+ * block starts from. The images
  * are cut into `units` groups of `images` whose dy fits one 64 KiB window; each group is one
  * dispatch of the same kernel (bound at that group's offsets) writing its partial sums, folded
  * in group order. Where one image's dy overflows a window, the output channels are cut into

@@ -94,7 +94,7 @@ export class Recorder {
   readonly kernels: KernelCache;
   readonly dispatches: Dispatch[] = [];
   /** Scratch textures the recorded kernels use, by size (see {@linkcode Recorder.scratchTexture}). */
-  readonly textures = new Map<string, GPUTexture>();
+  readonly textures: Map<string, GPUTexture> = new Map();
   /** Layer currently recording, used to label dispatches and errors. */
   owner = "?";
 

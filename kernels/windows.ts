@@ -1,16 +1,15 @@
 /**
  * Uniform windows: read-only tensors bound as one or more 64 KiB uniform buffers instead of a
- * storage buffer. On CPU adapters (llvmpipe) a storage load whose address differs between lanes,
- * or that sits in a loop or branch, is done lane by lane (each scalar inserted into a stack copy
- * of the vector, then reloaded): about 190 cycles per 8 lanes for an f32, 790 for a vec4. A
- * uniform load goes through a gather, about 45 and 210, shared address or not. Kernels whose
- * time is their loads read their inputs through windows where the tensor can be cut into them.
- * GPUs keep storage reads: there a lane-varying uniform load serialises.
+ * storage buffer. On CPU adapters (llvmpipe) a storage load is done lane by lane (each scalar
+ * inserted into a stack copy of the vector, then reloaded), shared address or not; a uniform load
+ * is a gather. Measured in one loop benchmark on a Zen 3 core (cycles per 8-lane load, loop cost
+ * taken off): storage ~150 for an f32 and ~530 for a vec4, uniform ~17 and ~40. Kernels whose time
+ * is their loads read their inputs through windows where the tensor can be cut into them. GPUs
+ * keep storage reads: there a lane-varying uniform load serialises.
  *
  * Operands too large for windows can be packed into a scratch rgba32float texture by one pass
- * over the buffer, then read with textureLoad: about 55 cycles per eight lanes for a texel of four
- * floats on llvmpipe (Zen 3), against ~530 for a vec4 storage load. Worth it where the kernels
- * after the pack read each value several times.
+ * over the buffer, then read with textureLoad: ~55 cycles for a texel of four floats in the same
+ * benchmark. Worth it where the kernels after the pack read each value several times.
  * @module
  */
 import { type Recorder, type Region, u32 } from "./kernel.ts";
