@@ -93,7 +93,8 @@ const TEXTURE_SHIFT = Math.log2(TEXTURE_WIDTH);
  * into the layers of a scratch rgba32float texture (four floats a texel, rows of
  * {@linkcode TEXTURE_WIDTH} texels) and returns one 2-D view per image, for kernels declared with
  * {@linkcode textureDecl}. Operands a kernel reads together pack into different `slot`s. Null
- * when the region cannot be read as vec4 or the texture would exceed the device's limits.
+ * when the region cannot be bound as storage (its offset unaligned for the device), its images are
+ * not whole vec4s, or the texture would exceed the device's limits.
  */
 export function packImages(
   rec: Recorder,
@@ -102,9 +103,10 @@ export function packImages(
   imageFloats: number,
   slot = 0,
 ): GPUTextureView[] | null {
-  if (imageFloats % 4 !== 0 || r.offset % 16 !== 0 || r.size < images * imageFloats * 4) return null;
-  const texels = imageFloats / 4, rows = Math.ceil(texels / TEXTURE_WIDTH);
   const limits = rec.kernels.gpu.device.limits;
+  if (imageFloats % 4 !== 0 || r.size < images * imageFloats * 4) return null;
+  if (r.offset % limits.minStorageBufferOffsetAlignment !== 0) return null;
+  const texels = imageFloats / 4, rows = Math.ceil(texels / TEXTURE_WIDTH);
   if (rows > limits.maxTextureDimension2D || images > limits.maxTextureArrayLayers) return null;
   const tex = rec.scratchTexture(TEXTURE_WIDTH, rows, images, slot);
   const code = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -134,8 +136,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 /** WGSL declaring a packed image `name` at `binding`, with readers `fnName4(texel)` and `fnName(float index)`. */
 export function textureDecl(binding: number, name: string, fnName: string): string {
   return `@group(0) @binding(${binding}) var ${name}: texture_2d<f32>;
-fn ${fnName}4(t: u32) -> vec4<f32> {
-  return textureLoad(${name}, vec2u(t & ${u32(TEXTURE_WIDTH - 1)}, t >> ${u32(TEXTURE_SHIFT)}), 0);
+fn ${fnName}4(texel: u32) -> vec4<f32> {
+  return textureLoad(${name}, vec2u(texel & ${u32(TEXTURE_WIDTH - 1)}, texel >> ${u32(TEXTURE_SHIFT)}), 0);
 }
 fn ${fnName}(i: u32) -> f32 { return ${fnName}4(i >> 2u)[i & 3u]; }`;
 }
