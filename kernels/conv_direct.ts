@@ -694,11 +694,12 @@ export function directWgradKernel(
         };\n`;
       }
     }
-    for (let u = 0; u < 4; u++) {
-      body += `        {\n        let ox = ox4 * 4u + ${u32(u)};\n`;
-      body += column("ox", (j) => `dv${j}[${u}]`, xVec ? (q) => `xv${q}[${u}]` : undefined);
-      body += "        }\n";
-    }
+    // The four columns as a loop, not unrolled: WGSL compile time grows with the square of a
+    // function's statements (measured on Deno's WebGPU), and the CPU adapter's shader compiler
+    // unrolls a four-trip loop itself.
+    body += `        for (var u = 0u; u < 4u; u++) {\n        let ox = ox4 * 4u + u;\n`;
+    body += column("ox", (j) => `dv${j}[u]`, xVec ? (q) => `xv${q}[u]` : undefined);
+    body += "        }\n";
     loop = `      for (var ox4 = 0u; ox4 < ${u32(g.ow / 4)}; ox4++) {\n${body}      }`;
   } else {
     loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
