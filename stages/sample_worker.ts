@@ -7,6 +7,7 @@
 
 /// <reference lib="deno.worker" />
 
+import { setPriority } from "node:os";
 import { DataError } from "../io/errors.ts";
 import { processSample, type SampleOptions } from "./sample.ts";
 import { transferList, type WorkerReply, type WorkerRequest } from "./worker_pool.ts";
@@ -17,6 +18,15 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
   const msg = e.data;
   if (msg.type === "init") {
     config = { root: msg.root, opts: msg.opts, seed: msg.seed };
+    // On Linux, pid 0 is the calling thread: this worker alone, never the kernels' threads.
+    // Elsewhere it would be the whole process, so there the priority stays as it is.
+    if (msg.nice && Deno.build.os === "linux") {
+      try {
+        setPriority(0, Math.min(19, Math.max(0, Math.round(msg.nice))));
+      } catch {
+        // Not permitted or not supported here: the worker keeps the process's priority.
+      }
+    }
     return;
   }
   const { seq, id } = msg;

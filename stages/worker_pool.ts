@@ -10,7 +10,7 @@ import type { ProcessedSample, SampleOptions } from "./sample.ts";
 
 /** Messages to a worker. */
 export type WorkerRequest =
-  | { type: "init"; root: string; opts: SampleOptions; seed: number }
+  | { type: "init"; root: string; opts: SampleOptions; seed: number; nice?: number }
   | { type: "task"; seq: number; id: number };
 
 /** Messages from a worker. */
@@ -52,8 +52,11 @@ export class WorkerPool {
   >();
   #closed = false;
 
-  /** Starts `size` workers configured with the dataset root, sample options and seed. */
-  constructor(size: number, init: { root: string; opts: SampleOptions; seed: number }) {
+  /**
+   * Starts `size` workers configured with the dataset root, sample options and seed; `nice`
+   * (0-19) lowers their threads' scheduling priority.
+   */
+  constructor(size: number, init: { root: string; opts: SampleOptions; seed: number; nice?: number }) {
     if (!(size >= 1)) throw new RangeError(`WorkerPool: size must be >= 1, got ${size}`);
     const url = new URL("./sample_worker.ts", import.meta.url).href;
     for (let i = 0; i < size; i++) {

@@ -157,3 +157,36 @@ Deno.test("a corrupt sample stops the pipeline with its DataError, or is skipped
     Deno.writeTextFileSync(bad, saved);
   }
 });
+
+/** Niceness of each thread of this process (Linux /proc), main thread first. */
+function threadNiceness(): { main: number; all: number[] } {
+  const nice = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+  const all = [...Deno.readDirSync("/proc/self/task")].map((t) =>
+    nice(Deno.readTextFileSync(`/proc/self/task/${t.name}/stat`))
+  );
+  return { main: nice(Deno.readTextFileSync("/proc/thread-self/stat")), all };
+}
+
+Deno.test({
+  name: "workerNice lowers the sample workers' threads only, never the calling thread",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const niced = async (workerNice: number) => {
+      const pipe = createPipeline(ROOT, {
+        source: "train",
+        batchSize: 2,
+        inputSize: 32,
+        workers: 2,
+        workerNice,
+      });
+      const it = pipe[Symbol.asyncIterator]();
+      assert.equal((await it.next()).done, false);
+      const t = threadNiceness();
+      await pipe.close();
+      return { main: t.main, workers: t.all.filter((n) => n === workerNice).length };
+    };
+    const low = await niced(19);
+    assert.equal(low.main, 0);
+    assert.ok(low.workers >= 2, `${low.workers} thread(s) at niceness 19, expected the 2 workers`);
+  },
+});
