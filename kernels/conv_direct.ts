@@ -128,9 +128,14 @@ export function directSweepKernel(
     uniformX?: boolean;
     /** The input packed into a texture (all images, see windows.ts packImages). */
     textureX?: boolean;
+    /** Store (and, accumulating, load) the output four columns at a time ({@linkcode sweepOutVec4}). */
+    vec4Out?: boolean;
   },
 ): DirectKernel {
   const { tm: TM, tr: TR, tn: TN, lanes, wg: WG } = sweepBlock(s);
+  if (opts.vec4Out && !sweepOutVec4(s)) {
+    throw new RangeError(`sweep ${opts.label}: vec4 stores need rows and column blocks of whole vec4s`);
+  }
   if (opts.vec4 && !sweepVec4(s)) {
     throw new RangeError(`sweep ${opts.label}: vec4 loads need an unpadded 1x1 kernel`);
   }
@@ -197,15 +202,28 @@ export function directSweepKernel(
   }
   body = `    for (var ky = 0u; ky < ${u32(s.kh)}; ky++) {\n${body}    }\n`;
   const wFloats = weightWindowFloats(s);
-  const stores = J.flatMap((j) =>
-    Tr.flatMap((r) =>
-      Tn.map((t) => {
-        const o = `out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
-        const v = opts.bias ? `${acc(j, r, t)} + bias[oc + ${u32(j)}]` : acc(j, r, t);
-        return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
-      })
+  // Each output value is out (+ its old value) = acc (+ bias), as scalars or four columns at once;
+  // on llvmpipe a vec4 store costs ~2.5x less per value than four scalar ones.
+  const stores = opts.vec4Out
+    ? J.flatMap((j) =>
+      Tr.flatMap((r) =>
+        Array.from({ length: TN / 4 }, (_, k) => {
+          const o = `out4[ob / 4u + ${u32((j * s.hout * s.wout + r * s.wout) / 4 + k)}]`;
+          const a = `vec4<f32>(${[0, 1, 2, 3].map((u) => acc(j, r, 4 * k + u)).join(", ")})`;
+          const v = opts.bias ? `${a} + bias[oc + ${u32(j)}]` : a;
+          return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
+        })
+      )
     )
-  );
+    : J.flatMap((j) =>
+      Tr.flatMap((r) =>
+        Tn.map((t) => {
+          const o = `out[ob + ${u32(j * s.hout * s.wout + r * s.wout + t)}]`;
+          const v = opts.bias ? `${acc(j, r, t)} + bias[oc + ${u32(j)}]` : acc(j, r, t);
+          return `  ${o} = ${opts.accumulate ? `${o} + ` : ""}${v};`;
+        })
+      )
+    );
   const code = `${
     opts.uniformX
       ? uniformDecl(0, "xu", s.n * s.cin * HW, "xAt")
@@ -217,7 +235,9 @@ export function directSweepKernel(
   }
 ${uniformDecl(1, "w", wFloats, "wt")}
 ${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> ${
+    opts.vec4Out ? "out4: array<vec4<f32>>" : "out: array<f32>"
+  };
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let q = min(gid.x, ${u32(lanes - 1)});
@@ -240,8 +260,8 @@ ${stores.join("\n")}
   return {
     src: {
       label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}${
-        opts.uniformX ? ` ux${s.n}` : opts.textureX ? " tx" : ""
-      }`,
+        opts.vec4Out ? " o4" : ""
+      }${opts.uniformX ? ` ux${s.n}` : opts.textureX ? " tx" : ""}`,
       code,
     },
     groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
@@ -253,6 +273,11 @@ function sweepVec4(s: SweepShape): boolean {
   const { tn } = sweepBlock(s);
   return s.kh === 1 && s.kw === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0 && tn % 4 === 0 &&
     s.win % 4 === 0;
+}
+
+/** Whether a sweep's stores can be vec4: rows and each invocation's run of TN columns are whole vec4s. */
+function sweepOutVec4(s: SweepShape): boolean {
+  return sweepBlock(s).tn % 4 === 0 && s.wout % 4 === 0;
 }
 
 /** True when a region can be bound as an array of vec4 (16-byte offset and size). */
@@ -392,14 +417,19 @@ function recordSweep(
     units > 0 && sweepBlock({ ...s, n: images }).lanes >= 8 &&
     groups.every((g) => g.x && g.out.offset % limits.minStorageBufferOffsetAlignment === 0)
   ) {
-    const k = directSweepKernel({ ...s, n: images }, { ...opts, uniformX: true });
+    const vec4Out = sweepOutVec4(s) && groups.every((g) => vec4Region(g.out));
+    const k = directSweepKernel({ ...s, n: images }, { ...opts, uniformX: true, vec4Out });
     for (const g of groups) {
       rec.dispatch(k.src, [g.x!, io.w, ...(opts.bias ? [io.bias!] : []), g.out], k.groups);
     }
     return;
   }
   const view = io.packed();
-  const k = directSweepKernel(s, { ...opts, textureX: !!view });
+  const k = directSweepKernel(s, {
+    ...opts,
+    textureX: !!view,
+    vec4Out: sweepOutVec4(s) && vec4Region(io.out),
+  });
   rec.dispatch(k.src, [view ?? io.x, io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
 }
 

@@ -148,7 +148,14 @@ const CONFIGS: {
     input: [2, 64, 6, 6],
     p: { k: 40, kernel: 3, pad: 1 },
   },
-  { name: "1x1 16->64 on 8x8 (vec4 sweeps)", input: [2, 16, 8, 8], p: { k: 64, kernel: 1 }, uniform: true },
+  // vec4 loads and, with rows of whole vec4s, vec4 stores (" o4"), plain and accumulating.
+  {
+    name: "1x1 16->64 on 8x8 (vec4 sweeps)",
+    input: [2, 16, 8, 8],
+    p: { k: 64, kernel: 1 },
+    uniform: true,
+    expect: [/conv_fwd_direct .* \+= .* v4 o4 ux\d$/, /conv_dgrad_direct .* v4 o4 ux\d$/],
+  },
   // Images of 18432 floats, over one 64 KiB uniform window, and so is a block of 8 channels of
   // one image's output gradient: the sweeps, which read each input value three times, and the
   // weight gradient read their operands packed into textures.
@@ -157,7 +164,7 @@ const CONFIGS: {
     input: [1, 8, 48, 48],
     p: { k: 8, kernel: 3, pad: 1 },
     uniform: false,
-    expect: [/conv_dgrad_direct 1x8x48x48->8 k3x3 .* tx$/, /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/],
+    expect: [/conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 tx$/, /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/],
   },
   // Images of 49923 and 33282 floats, not whole texels: every direct kernel reads storage.
   {
@@ -165,6 +172,7 @@ const CONFIGS: {
     input: [1, 3, 129, 129],
     p: { k: 2, kernel: 1 },
     uniform: false,
+    // Rows of 129 values: scalar stores.
     expect: [/conv_fwd_direct .*tn\d+$/, /conv_dgrad_direct .*tn\d+$/, /conv_wgrad_direct .* tc\d+$/],
   },
   // Images of 18000 floats: the weight gradient reads dy through windows of 10-channel blocks of
