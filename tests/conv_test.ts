@@ -164,7 +164,10 @@ const CONFIGS: {
     input: [1, 8, 48, 48],
     p: { k: 8, kernel: 3, pad: 1 },
     uniform: false,
-    expect: [/conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 tx$/, /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/],
+    expect: [
+      /conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 tx$/,
+      /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/,
+    ],
   },
   // Images of 49923 and 33282 floats, not whole texels: every direct kernel reads storage.
   {
