@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
-import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
+import { KernelCache, Recorder } from "../kernels/kernel.ts";
 import { type ConvGeometry, convGeometry, type ConvParams } from "../kernels/conv_geometry.ts";
 import {
   type ConvPath,
@@ -24,7 +24,7 @@ import {
 import { directFits } from "../kernels/conv_direct.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
-import { assertClose, gradcheck, probe, randomArray } from "./gradcheck.ts";
+import { assertClose, gradcheck, probe, randomArray, submitRecorded } from "./gradcheck.ts";
 import { biasGradRef, convDgradRef, convForwardRef, convWgradRef, gemmRef } from "./reference/conv.ts";
 
 // f32 GPU sums against f64 references over at most a few hundred terms in [-1, 1].
@@ -74,12 +74,7 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
     opts("wgrad"),
   );
   recordBiasGrad(rec, { dy: r.dy, db: r.db }, { n: g.n, k: g.k, hw: g.oh * g.ow });
-  await rec.kernels.check();
-  const enc = gpu.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  encodeDispatches(pass, rec.dispatches);
-  pass.end();
-  gpu.device.queue.submit([enc.finish()]);
+  await submitRecorded(rec);
   const out = {
     yAcc: await download(gpu, r.y),
     yBias: await download(gpu, r.yb),
@@ -274,12 +269,7 @@ Deno.test("gemm: batched plain GEMM matches the CPU twin (vec4 and scalar layout
       accumulate: true,
       tile: tile ? parseTile(tile) : undefined,
     });
-    await rec.kernels.check();
-    const enc = gpu.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    encodeDispatches(pass, rec.dispatches);
-    pass.end();
-    gpu.device.queue.submit([enc.finish()]);
+    await submitRecorded(rec);
     const got = await download(gpu, c);
     const want = new Float32Array(batch * M * N);
     for (let i = 0; i < batch; i++) {
@@ -384,12 +374,7 @@ async function runWgrad(g: ConvGeometry, o: { splitK?: number; tile?: TileConfig
     splitK: o.splitK,
     path: "gemm",
   });
-  await rec.kernels.check();
-  const enc = gpu.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  encodeDispatches(pass, rec.dispatches);
-  pass.end();
-  gpu.device.queue.submit([enc.finish()]);
+  await submitRecorded(rec);
   const out = { dw: await download(gpu, r.dw), db: await download(gpu, r.db) };
   for (const v of Object.values(r)) v.buffer.destroy();
   const ref = { dw: convWgradRef(g, dy, x), db: biasGradRef(dy, { n: g.n, k: g.k, hw: g.oh * g.ow }) };

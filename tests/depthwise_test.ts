@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
-import { encodeDispatches, KernelCache, Recorder } from "../kernels/kernel.ts";
+import { KernelCache, Recorder } from "../kernels/kernel.ts";
 import { convGeometry, type ConvParams, isDepthwise } from "../kernels/conv_geometry.ts";
 import { recordDepthwiseDgrad, recordDepthwiseForward } from "../kernels/depthwise.ts";
-import { assertClose, randomArray } from "./gradcheck.ts";
+import { assertClose, randomArray, submitRecorded } from "./gradcheck.ts";
 import { convDgradRef, convForwardRef } from "./reference/conv.ts";
 
 // At most kh*kw (<= 25) f32 products per output against f64 references.
@@ -69,11 +69,7 @@ for (const [ci, c] of CASES.entries()) {
       await rec.kernels.check();
       const rows = rec.dispatches.filter((d) => d.label.includes("dw_dgrad rows")).length;
       assert.equal(rows, g.h % g.sh === 0 && g.w % g.sw === 0 ? 3 : 0, `${c.name}: input gradient kernel`);
-      const enc = gpu.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      encodeDispatches(pass, rec.dispatches);
-      pass.end();
-      gpu.device.queue.submit([enc.finish()]);
+      await submitRecorded(rec);
       const out = {
         y: await download(gpu, r.y),
         yAcc: await download(gpu, r.yAcc),

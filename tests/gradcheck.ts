@@ -15,7 +15,7 @@ import {
 } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
-import { f32 } from "../kernels/kernel.ts";
+import { encodeDispatches, f32, type Recorder } from "../kernels/kernel.ts";
 import { forceReduceLayout, partialCount, recordSum, type ReduceLayout } from "../kernels/reduce.ts";
 import { elementwise } from "../kernels/kernel.ts";
 import { Rng } from "../io/prng.ts";
@@ -59,6 +59,17 @@ export class DotLoss extends Layer {
     });
     c.rec.dispatch(k.src, [c.bottoms[1].region, d], k.groups);
   }
+}
+
+/** Waits for the recorder's kernels to compile (throwing on an error), then submits its dispatches in one pass. */
+export async function submitRecorded(rec: Recorder): Promise<void> {
+  await rec.kernels.check();
+  const gpu = rec.kernels.gpu;
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  encodeDispatches(pass, rec.dispatches);
+  pass.end();
+  gpu.device.queue.submit([enc.finish()]);
 }
 
 /** Seeded random array in [lo, hi). */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
-import { encodeDispatches, KernelCache, Recorder, u32 } from "../kernels/kernel.ts";
+import { KernelCache, Recorder, u32 } from "../kernels/kernel.ts";
 import {
   packImages,
   sliceWindows,
@@ -11,17 +11,7 @@ import {
   uniformDecl,
   uniformWindow,
 } from "../kernels/windows.ts";
-import { randomArray } from "./gradcheck.ts";
-
-async function runRecorded(rec: Recorder): Promise<void> {
-  const gpu = rec.kernels.gpu;
-  await rec.kernels.check();
-  const enc = gpu.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  encodeDispatches(pass, rec.dispatches);
-  pass.end();
-  gpu.device.queue.submit([enc.finish()]);
-}
+import { randomArray, submitRecorded } from "./gradcheck.ts";
 
 /**
  * Packs `images` images of `imageFloats` floats (at a 16-byte offset into a larger buffer), then
@@ -57,7 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }`;
     rec.dispatch({ label: `unpack image ${n}`, code }, [view, out4, out1], [Math.ceil(texels / 64)]);
   });
-  await runRecorded(rec);
+  await submitRecorded(rec);
   const got4 = await download(gpu, out4), got1 = await download(gpu, out1);
   for (const t of rec.textures.values()) t.destroy();
   for (const r of [src, out4, out1]) r.buffer.destroy();
@@ -122,7 +112,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       [Math.ceil(floats / 64)],
     );
   });
-  await runRecorded(rec);
+  await submitRecorded(rec);
   assert.deepEqual(await download(gpu, out), data);
   // A window past 64 KiB, or at an offset the device cannot bind, is refused.
   assert.equal(uniformWindow(src, 0, UNIFORM_FLOATS + 4, align), null);
