@@ -724,9 +724,9 @@ export function directWgradKernel(
         };\n`;
       }
     }
-    // The four columns as a loop, not unrolled: WGSL compile time grows with the square of a
-    // function's statements (measured on Deno's WebGPU), and the CPU adapter's shader compiler
-    // unrolls a four-trip loop itself.
+    // The four columns as a loop, not unrolled: Deno's WGSL front end takes time quadratic in a
+    // function's statements, and on llvmpipe the loop ran as fast as the unrolled code or faster
+    // (same sums in the same order; README, "Performance").
     body += `        for (var u = 0u; u < 4u; u++) {\n        let ox = ox4 * 4u + u;\n`;
     body += column("ox", (j) => `dv${j}[u]`, xVec ? (q) => `xv${q}[u]` : undefined);
     body += "        }\n";
