@@ -27,7 +27,7 @@ import type { Solver } from "./solver.ts";
 import {
   type Dispatch,
   elementwise,
-  encodeDispatches,
+  encodeProgram,
   KernelCache,
   Recorder,
   type Region,
@@ -733,9 +733,10 @@ export class Net {
     return ((phase === "train" ? this.#train : this.#infer.get(this.#globalStats)) ?? []).map((d) => d.label);
   }
 
-  /** Number of dispatches in the training step (or inference pass). */
+  /** Number of kernel dispatches in the training step (or inference pass); copies not counted. */
   dispatchCount(phase: "train" | "infer" = "train"): number {
-    return (phase === "train" ? this.#train : this.#infer.get(this.#globalStats))?.length ?? 0;
+    const list = (phase === "train" ? this.#train : this.#infer.get(this.#globalStats)) ?? [];
+    return list.filter((d) => !("copy" in d)).length;
   }
 
   /** Shape of a blob. */
@@ -795,9 +796,7 @@ export class Net {
 
   #submit(list: readonly Dispatch[]): void {
     const enc = this.gpu.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    encodeDispatches(pass, list);
-    pass.end();
+    encodeProgram(enc, list);
     this.gpu.device.queue.submit([enc.finish()]);
     this.#accCount++;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Gpu } from "../kernels/device.ts";
-import { type Dispatch, encodeDispatches } from "../kernels/kernel.ts";
+import { type Dispatch, encodeDispatches, encodeProgram } from "../kernels/kernel.ts";
 
 /** GPU time of one kernel label, summed over its dispatches and the repeats. */
 export interface KernelTime {
@@ -39,9 +39,7 @@ export async function profileDispatches(
       for (const d of list) {
         const t = performance.now();
         const enc = device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        encodeDispatches(pass, [d]);
-        pass.end();
+        encodeProgram(enc, [d]);
         device.queue.submit([enc.finish()]);
         await device.queue.onSubmittedWorkDone();
         add(d.label, performance.now() - t);
@@ -61,6 +59,12 @@ export async function profileDispatches(
       });
       const enc = device.createCommandEncoder();
       part.forEach((d, k) => {
+        if ("copy" in d) {
+          // A copy has no pass to time: it runs (the kernels after it read its texture) and its
+          // time lands in no label.
+          enc.copyBufferToTexture(d.copy.source, d.copy.destination, d.copy.size);
+          return;
+        }
         const pass = enc.beginComputePass({
           timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
         });
@@ -73,7 +77,9 @@ export async function profileDispatches(
       await read.mapAsync(GPUMapMode.READ);
       const ts = new BigUint64Array(read.getMappedRange().slice(0));
       read.unmap();
-      part.forEach((d, k) => add(d.label, Number(ts[2 * k + 1] - ts[2 * k]) / 1e6));
+      part.forEach((d, k) => {
+        if (!("copy" in d)) add(d.label, Number(ts[2 * k + 1] - ts[2 * k]) / 1e6);
+      });
       qs.destroy();
       resolve.destroy();
       read.destroy();

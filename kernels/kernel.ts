@@ -24,13 +24,30 @@ export interface KernelSource {
   entry?: string;
 }
 
-/** One recorded dispatch. */
-export interface Dispatch {
+/** One recorded kernel dispatch. */
+export interface KernelDispatch {
   label: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   groups: [number, number, number];
 }
+
+/**
+ * One recorded buffer-to-texture copy. On a CPU adapter a copy is a memory copy (~4 GB/s on
+ * llvmpipe), while a kernel's storage loads take a lane-by-lane path: a kernel that reads an
+ * operand through a copy of it in a texture runs several times cheaper loads (see windows.ts).
+ */
+export interface TextureCopy {
+  label: string;
+  copy: {
+    source: GPUTexelCopyBufferInfo;
+    destination: GPUTexelCopyTextureInfo;
+    size: [number, number, number];
+  };
+}
+
+/** One step of a recorded program: a kernel dispatch or a copy into a texture. */
+export type Dispatch = KernelDispatch | TextureCopy;
 
 /** Workgroup counts: 1-3 numbers. */
 export type Groups = readonly [number, number?, number?];
@@ -116,7 +133,7 @@ export class Recorder {
         label: `scratch ${key}`,
         size: [width, height, layers],
         format: "rgba32float",
-        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
       this.textures.set(key, t);
     }
@@ -142,13 +159,73 @@ export class Recorder {
     if (g[0] * g[1] * g[2] === 0) return;
     this.dispatches.push({ label: `${this.owner}: ${src.label}`, pipeline, bindGroup, groups: g });
   }
+
+  /**
+   * Records a copy of `floats` floats of `src` into rows of `width` rgba32float texels of layer 0
+   * of `texture` (row-major, the last row partial): a kernel then reads float i as component
+   * i % 4 of texel (i / 4 % width, i / 4 / width). Whole rows go in one copy, the rest in a second.
+   */
+  copyToTexture(label: string, src: Region, texture: GPUTexture, width: number, floats: number): void {
+    if (width % 16 !== 0 || src.offset % 16 !== 0 || floats % 4 !== 0 || floats * 4 > src.size) {
+      throw new GpuError(
+        `layer "${this.owner}" copy "${label}": ${floats} floats at byte ${src.offset} into rows of ${width} ` +
+          `texels (need a multiple of 16 texels, a 16-byte aligned source and whole texels)`,
+      );
+    }
+    const texels = floats / 4, rows = Math.floor(texels / width), rest = texels - rows * width;
+    if (texture.width < width || texture.height < rows + (rest > 0 ? 1 : 0)) {
+      throw new GpuError(
+        `layer "${this.owner}" copy "${label}": texture ${texture.width}x${texture.height} too small`,
+      );
+    }
+    const push = (offset: number, origin: number, size: [number, number, number]) =>
+      this.dispatches.push({
+        label: `${this.owner}: ${label}`,
+        copy: {
+          source: { buffer: src.buffer, offset, bytesPerRow: width * 16, rowsPerImage: size[1] },
+          destination: { texture, origin: [0, origin, 0] },
+          size,
+        },
+      });
+    if (rows > 0) push(src.offset, 0, [width, rows, 1]);
+    if (rest > 0) push(src.offset + rows * width * 16, rows, [rest, 1, 1]);
+  }
 }
 
-/** Replays recorded dispatches into an open compute pass. The per-step hot loop. */
-export function encodeDispatches(pass: GPUComputePassEncoder, list: readonly Dispatch[]): void {
-  let last: GPUComputePipeline | null = null;
-  for (let i = 0; i < list.length; i++) {
+/**
+ * Replays a recorded program into a command encoder: runs of dispatches in one compute pass,
+ * copies between passes. The per-step hot loop.
+ */
+export function encodeProgram(enc: GPUCommandEncoder, list: readonly Dispatch[]): void {
+  let i = 0;
+  while (i < list.length) {
     const d = list[i];
+    if ("copy" in d) {
+      enc.copyBufferToTexture(d.copy.source, d.copy.destination, d.copy.size);
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < list.length && !("copy" in list[j])) j++;
+    const pass = enc.beginComputePass();
+    encodeRange(pass, list, i, j);
+    pass.end();
+    i = j;
+  }
+}
+
+/** Replays recorded dispatches (no copies: see {@linkcode encodeProgram}) into an open compute pass. */
+export function encodeDispatches(pass: GPUComputePassEncoder, list: readonly Dispatch[]): void {
+  encodeRange(pass, list, 0, list.length);
+}
+
+function encodeRange(pass: GPUComputePassEncoder, list: readonly Dispatch[], from: number, to: number): void {
+  let last: GPUComputePipeline | null = null;
+  for (let i = from; i < to; i++) {
+    const d = list[i];
+    if ("copy" in d) {
+      throw new GpuError(`"${d.label}" is a copy: replay programs with copies through encodeProgram`);
+    }
     if (d.pipeline !== last) {
       pass.setPipeline(d.pipeline);
       last = d.pipeline;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedGpu } from "../kernels/device.ts";
+import { type Gpu, sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { Adam, chunks, learningRate, type LrPolicy, RMSProp, SGD, type Solver } from "../graph/solver.ts";
 import { EuclideanLoss } from "../graph/layers/euclidean_loss.ts";
@@ -75,16 +75,17 @@ const N_A = 37, N_B = 19, N_C = 11;
  * A probe with three lr/decay groups (lr 1 decay 1; lr 2 decay 0; frozen) and a running
  * statistic, each learnable one pulled towards a fresh random target every step.
  */
-async function buildProbeNet(solver: Solver) {
-  const gpu = await sharedGpu();
+async function buildProbeNet(solver: Solver, o: ProbeOptions) {
+  const gpu = o.gpu ?? await sharedGpu();
+  const [na, nb, nc] = o.sizes ?? [N_A, N_B, N_C];
   return await Net.build(gpu, {
-    inputs: { ta: [1, N_A], tb: [1, N_B], tc: [1, N_C] },
+    inputs: { ta: [1, na], tb: [1, nb], tc: [1, nc] },
     layers: [
       new ParamProbe("p", [
-        { name: "a", shape: [N_A] },
-        { name: "b", shape: [N_B], lrMult: 2, decayMult: 0 },
-        { name: "c", shape: [N_C], lrMult: 0 },
-        { name: "run", shape: [N_A], learnable: false, filler: { type: "constant", value: 0 } },
+        { name: "a", shape: [na] },
+        { name: "b", shape: [nb], lrMult: 2, decayMult: 0 },
+        { name: "c", shape: [nc], lrMult: 0 },
+        { name: "run", shape: [na], learnable: false, filler: { type: "constant", value: 0 } },
       ]),
       new EuclideanLoss("la", { pred: "p_a", target: "ta", top: "La" }),
       new EuclideanLoss("lb", { pred: "p_b", target: "tb", top: "Lb", weight: 0.5 }),
@@ -93,8 +94,17 @@ async function buildProbeNet(solver: Solver) {
   }, { solver, seed: 3 });
 }
 
-async function runAgainstReference(c: Case, steps: number, start = 0): Promise<void> {
-  const net = await buildProbeNet(c.make());
+/** The adapter the probe net is built on (default: the shared one) and its three group sizes. */
+interface ProbeOptions {
+  gpu?: Gpu;
+  sizes?: [number, number, number];
+  /** The update labels the program must hold (which path it took). */
+  updates?: RegExp;
+}
+
+async function runAgainstReference(c: Case, steps: number, start = 0, o: ProbeOptions = {}): Promise<void> {
+  const net = await buildProbeNet(c.make(), o);
+  const [na, nb, nc] = o.sizes ?? [N_A, N_B, N_C];
   net.iter = start;
   const keys = ["p.a", "p.b", "p.c", "p.run"];
   const init = await Promise.all(keys.map((k) => net.readParam(k)));
@@ -106,12 +116,12 @@ async function runAgainstReference(c: Case, steps: number, start = 0): Promise<v
   ];
   const weights = [1, 0.5, 1];
   for (let s = 0; s < steps; s++) {
-    const t = [randomArray(N_A, 100 + s), randomArray(N_B, 200 + s), randomArray(N_C, 300 + s)];
+    const t = [randomArray(na, 100 + s), randomArray(nb, 200 + s), randomArray(nc, 300 + s)];
     net.setInput("ta", t[0]);
     net.setInput("tb", t[1]);
     net.setInput("tc", t[2]);
     const grads = ref.slice(0, 3).map((p, k) => p.w.map((w, i) => weights[k] * (w - t[k][i])));
-    grads.push(new Float32Array(N_A));
+    grads.push(new Float32Array(na));
     // The training forward folds the pre-update parameter into the running statistic.
     ref[3].w = ref[3].w.map((r, i) => 0.9 * r + 0.1 * ref[0].w[i]);
     refStep(c.spec, { params: ref, grads, iter: start + s });
@@ -196,4 +206,19 @@ Deno.test("every lr policy reaches the GPU update (SGD without momentum, RMSProp
     4,
     649998,
   );
+});
+
+Deno.test("the update reads storage on a GPU and texture copies on a CPU adapter, both as the twin, over multi-row copies", async () => {
+  // Groups of 9,000 and 4,200 parameters: the texture path copies two whole rows of 1,024 texels
+  // and the rest of a third, then one row and a rest, into textures shared by the groups.
+  const shared = await sharedGpu();
+  for (const isFallback of [false, true]) {
+    for (const c of [CASES[1], CASES[3]]) {
+      await runAgainstReference(c, 3, 0, {
+        gpu: { ...shared, isFallback },
+        sizes: [9000, 4200, 11],
+        updates: isFallback ? /(copy (w|dw|h\d)$| v4 tex$)/ : / v4$/,
+      });
+    }
+  }
 });
