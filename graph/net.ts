@@ -33,7 +33,7 @@ import {
   type Region,
 } from "../kernels/kernel.ts";
 import { download, upload } from "./tensor.ts";
-import { type KernelTime, profileDispatches } from "./profile.ts";
+import { type FamilyTime, type KernelTime, profileDispatches, replayFamilies } from "./profile.ts";
 
 /** A network definition: its input blobs and its layers in execution (topological) order. */
 export interface NetDef {
@@ -832,6 +832,22 @@ export class Net {
     }
     const times = await profileDispatches(this.gpu, list, repeats);
     this.#accCount += repeats;
+    return times;
+  }
+
+  /**
+   * Wall time per kernel family of a program by replay (see {@linkcode replayFamilies}): the
+   * profile to read on CPU adapters. Leaves parameters as the replayed updates left them and
+   * discards the accumulated scalars.
+   */
+  async replayProfile(
+    phase: "train" | "infer" = "train",
+    opts: { lo?: number; hi?: number; trials?: number } = {},
+  ): Promise<FamilyTime[]> {
+    const list = phase === "train" ? this.#train : this.#infer.get(this.#globalStats);
+    if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
+    const times = await replayFamilies(this.gpu, list, opts);
+    await this.readScalars(); // the replays accumulated scalars out of step: start clean
     return times;
   }
 

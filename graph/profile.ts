@@ -3,6 +3,10 @@
  * own compute pass between two timestamps (the whole program in one submit per 2048
  * dispatches); without them each dispatch is submitted alone and awaited, so its time then
  * includes a submit's round trip. Times are summed per kernel label.
+ *
+ * On a CPU adapter timestamps do not track the step (each dispatch's pass carries a launch
+ * cost, and once a program packs textures its kernels under-report), so {@linkcode replayFamilies}
+ * times each kernel family by wall clock instead: the family's dispatches replayed back to back.
  * @module
  */
 import type { Gpu } from "../kernels/device.ts";
@@ -107,4 +111,63 @@ export function byFamily(times: readonly KernelTime[]): { family: string; ms: nu
     by.set(f, e);
   }
   return [...by.entries()].map(([family, v]) => ({ family, ...v })).sort((a, b) => b.ms - a.ms);
+}
+
+/** Wall time of one kernel family per step, from {@linkcode replayFamilies}. */
+export interface FamilyTime {
+  family: string;
+  ms: number;
+  /** Dispatches (and copies) of the family in one step. */
+  count: number;
+}
+
+/**
+ * Per-family time of a program by replay: each family's entries (dispatches and copies, in
+ * program order) are submitted `lo` and `hi` times over, and the family's time per step is the
+ * difference of the two wall times over `hi - lo`, the median of `trials` pairs. The difference
+ * cancels the submit's round trip (~11 ms on llvmpipe); what remains includes each dispatch's
+ * hand-over to the adapter's threads, a real cost of the step that timestamps miss or
+ * misplace. On the tiny@32 step the families sum to within a few percent of the step's wall
+ * time. The whole program runs about `trials * (lo + hi)` times, so this suits programs of a few
+ * seconds; values of the replayed kernels' outputs are left as the replays leave them.
+ */
+export async function replayFamilies(
+  gpu: Gpu,
+  list: readonly Dispatch[],
+  opts: { lo?: number; hi?: number; trials?: number } = {},
+): Promise<FamilyTime[]> {
+  const lo = opts.lo ?? 1, hi = opts.hi ?? 4, trials = opts.trials ?? 3;
+  if (!(hi > lo && lo >= 1 && trials >= 1)) {
+    throw new RangeError(`replayFamilies: need hi > lo >= 1, trials >= 1`);
+  }
+  const groups = new Map<string, Dispatch[]>();
+  for (const d of list) {
+    const f = kernelFamily(d.label);
+    const g = groups.get(f);
+    if (g) g.push(d);
+    else groups.set(f, [d]);
+  }
+  const device = gpu.device;
+  const run = async (entries: readonly Dispatch[], reps: number) => {
+    const enc = device.createCommandEncoder();
+    for (let r = 0; r < reps; r++) encodeProgram(enc, entries);
+    const cb = enc.finish();
+    const t = performance.now();
+    device.queue.submit([cb]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t;
+  };
+  const out: FamilyTime[] = [];
+  for (const [family, entries] of groups) {
+    await run(entries, 1); // first touch
+    const d: number[] = [];
+    for (let t = 0; t < trials; t++) {
+      const a = await run(entries, lo);
+      const b = await run(entries, hi);
+      d.push((b - a) / (hi - lo));
+    }
+    d.sort((x, y) => x - y);
+    out.push({ family, ms: Math.max(0, d[d.length >> 1]), count: entries.length });
+  }
+  return out.sort((a, b) => b.ms - a.ms);
 }

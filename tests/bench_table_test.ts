@@ -24,6 +24,7 @@ function result(families: Record<string, number>): TrainStepResult {
       Object.entries(families).map(([k, ms]) => [k, { ms, share: ms / total, dispatches: 1 }]),
     ),
     profiledMs: total,
+    profileMethod: "replay",
   };
 }
 

@@ -3,6 +3,7 @@ import { type Gpu, sharedGpu } from "../kernels/device.ts";
 import { Net } from "../graph/net.ts";
 import { Adam, chunks, learningRate, type LrPolicy, RMSProp, SGD, type Solver } from "../graph/solver.ts";
 import { EuclideanLoss } from "../graph/layers/euclidean_loss.ts";
+import { kernelFamily } from "../graph/profile.ts";
 import { assertClose, randomArray } from "./gradcheck.ts";
 import {
   lrRef,
@@ -221,4 +222,19 @@ Deno.test("the update reads storage on a GPU and texture copies on a CPU adapter
       });
     }
   }
+});
+
+Deno.test("replay profile: each kernel family once, the solver's copies in its family, counts summing to the step", async () => {
+  const net = await buildProbeNet(new RMSProp({ baseLr: 0.01 }), { sizes: [9000, 4200, 11] });
+  const labels = net.dispatchLabels();
+  const fams = await net.replayProfile("train", { lo: 1, hi: 2, trials: 1 });
+  assert.equal(fams.reduce((s, f) => s + f.count, 0), labels.length);
+  assert.deepEqual(fams.map((f) => f.family).sort(), [...new Set(labels.map(kernelFamily))].sort());
+  assert.ok(fams.every((f) => f.ms >= 0 && Number.isFinite(f.ms)));
+  for (let i = 1; i < fams.length; i++) assert.ok(fams[i - 1].ms >= fams[i].ms, "largest first");
+  const solver = fams.find((f) => f.family === "RMSProp")!;
+  assert.equal(solver.count, labels.filter((l) => l.startsWith("solver: ")).length);
+  if ((await sharedGpu()).isFallback) assert.ok(labels.some((l) => / copy w$/.test(l)), labels.join("\n"));
+  await assert.rejects(() => net.replayProfile("train", { lo: 2, hi: 2 }), RangeError);
+  net.destroy();
 });
