@@ -161,11 +161,19 @@ export class Recorder {
   }
 
   /**
-   * Records a copy of `floats` floats of `src` into rows of `width` rgba32float texels of layer 0
-   * of `texture` (row-major, the last row partial): a kernel then reads float i as component
-   * i % 4 of texel (i / 4 % width, i / 4 / width). Whole rows go in one copy, the rest in a second.
+   * Records a copy of `floats` floats of `src` into rows of `width` rgba32float texels of layer
+   * `layer` of `texture` (row-major, the last row partial): a kernel then reads float i as
+   * component i % 4 of texel (i / 4 % width, i / 4 / width). Whole rows go in one copy, the rest
+   * in a second.
    */
-  copyToTexture(label: string, src: Region, texture: GPUTexture, width: number, floats: number): void {
+  copyToTexture(
+    label: string,
+    src: Region,
+    texture: GPUTexture,
+    width: number,
+    floats: number,
+    layer = 0,
+  ): void {
     if (width % 16 !== 0 || src.offset % 16 !== 0 || floats % 4 !== 0 || floats * 4 > src.size) {
       throw new GpuError(
         `layer "${this.owner}" copy "${label}": ${floats} floats at byte ${src.offset} into rows of ${width} ` +
@@ -173,7 +181,10 @@ export class Recorder {
       );
     }
     const texels = floats / 4, rows = Math.floor(texels / width), rest = texels - rows * width;
-    if (texture.width < width || texture.height < rows + (rest > 0 ? 1 : 0)) {
+    if (
+      texture.width < width || texture.height < rows + (rest > 0 ? 1 : 0) ||
+      layer >= texture.depthOrArrayLayers
+    ) {
       throw new GpuError(
         `layer "${this.owner}" copy "${label}": texture ${texture.width}x${texture.height} too small`,
       );
@@ -183,7 +194,7 @@ export class Recorder {
         label: `${this.owner}: ${label}`,
         copy: {
           source: { buffer: src.buffer, offset, bytesPerRow: width * 16, rowsPerImage: size[1] },
-          destination: { texture, origin: [0, origin, 0] },
+          destination: { texture, origin: [0, origin, layer] },
           size,
         },
       });

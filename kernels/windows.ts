@@ -89,12 +89,13 @@ export const TEXTURE_WIDTH = 2048;
 const TEXTURE_SHIFT = Math.log2(TEXTURE_WIDTH);
 
 /**
- * Records a dispatch copying `images` consecutive images of `imageFloats` floats each from `r`
- * into the layers of a scratch rgba32float texture (four floats a texel, rows of
- * {@linkcode TEXTURE_WIDTH} texels) and returns one 2-D view per image, for kernels declared with
- * {@linkcode textureDecl}. Operands a kernel reads together pack into different `slot`s. Null
- * when the region cannot be bound as storage (its offset unaligned for the device), its images are
- * not whole vec4s, or the texture would exceed the device's limits.
+ * Records copies of `images` consecutive images of `imageFloats` floats each from `r` into the
+ * layers of a scratch rgba32float texture (four floats a texel, rows of {@linkcode TEXTURE_WIDTH}
+ * texels) and returns one 2-D view per image, for kernels declared with {@linkcode textureDecl}.
+ * Operands a kernel reads together pack into different `slot`s. On a CPU adapter a copy is a
+ * memory copy, where a packing kernel's storage loads took the lane-by-lane path. Null when the
+ * region is not 16-byte aligned, its images are not whole vec4s, or the texture would exceed the
+ * device's limits.
  */
 export function packImages(
   rec: Recorder,
@@ -104,29 +105,14 @@ export function packImages(
   slot = 0,
 ): GPUTextureView[] | null {
   const limits = rec.kernels.gpu.device.limits;
-  if (imageFloats % 4 !== 0 || r.size < images * imageFloats * 4) return null;
-  if (r.offset % limits.minStorageBufferOffsetAlignment !== 0) return null;
+  if (imageFloats % 4 !== 0 || r.size < images * imageFloats * 4 || r.offset % 16 !== 0) return null;
   const texels = imageFloats / 4, rows = Math.ceil(texels / TEXTURE_WIDTH);
   if (rows > limits.maxTextureDimension2D || images > limits.maxTextureArrayLayers) return null;
   const tex = rec.scratchTexture(TEXTURE_WIDTH, rows, images, slot);
-  const code = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var t: texture_storage_2d_array<rgba32float, write>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x;
-  if (i >= ${u32(texels)}) { return; }
-  textureStore(t, vec2u(i & ${u32(TEXTURE_WIDTH - 1)}, i >> ${u32(TEXTURE_SHIFT)}), gid.y, x[gid.y * ${
-    u32(texels)
-  } + i]);
-}`;
-  rec.dispatch(
-    { label: `pack_texture ${images}x${imageFloats}`, code },
-    [
-      { buffer: r.buffer, offset: r.offset, size: images * imageFloats * 4 },
-      tex.createView({ dimension: "2d-array" }),
-    ],
-    [Math.ceil(texels / 64), images],
-  );
+  for (let n = 0; n < images; n++) {
+    const src = { buffer: r.buffer, offset: r.offset + n * imageFloats * 4, size: imageFloats * 4 };
+    rec.copyToTexture(`pack_texture ${images}x${imageFloats}`, src, tex, TEXTURE_WIDTH, imageFloats, n);
+  }
   return Array.from(
     { length: images },
     (_, n) => tex.createView({ dimension: "2d", baseArrayLayer: n, arrayLayerCount: 1 }),

@@ -15,7 +15,7 @@ import {
 } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
 import { SGD } from "../graph/solver.ts";
-import { encodeDispatches, f32, type Recorder } from "../kernels/kernel.ts";
+import { encodeProgram, f32, type Recorder } from "../kernels/kernel.ts";
 import { forceReduceLayout, partialCount, recordSum, type ReduceLayout } from "../kernels/reduce.ts";
 import { elementwise } from "../kernels/kernel.ts";
 import { Rng } from "../io/prng.ts";
@@ -66,9 +66,7 @@ export async function submitRecorded(rec: Recorder): Promise<void> {
   await rec.kernels.check();
   const gpu = rec.kernels.gpu;
   const enc = gpu.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  encodeDispatches(pass, rec.dispatches);
-  pass.end();
+  encodeProgram(enc, rec.dispatches);
   gpu.device.queue.submit([enc.finish()]);
 }
 
