@@ -24,6 +24,7 @@ import {
 import { directFits } from "../kernels/conv_direct.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
+import { benchConv } from "../run/bench/conv.ts";
 import { assertClose, gradcheck, probe, randomArray, submitRecorded } from "./gradcheck.ts";
 import { biasGradRef, convDgradRef, convForwardRef, convWgradRef, gemmRef } from "./reference/conv.ts";
 
@@ -455,4 +456,13 @@ Deno.test("convolution layer: split-K weight and bias gradients through the net 
     what: "conv layer db (split)",
   });
   p.net.destroy();
+});
+
+Deno.test("conv bench: times a problem whose operands go through texture copies", async () => {
+  // 48x48 maps: the direct kernels of a CPU adapter read them packed into textures, i.e. the
+  // recorded programs hold copies between their dispatches.
+  const r = await benchConv({ problem: [1, 8, 48, 48, 8], runs: 1 });
+  for (const k of [r.forward, r.dgrad, r.wgrad]) {
+    assert.ok(k.ms > 0 && Number.isFinite(k.ms), JSON.stringify(k));
+  }
 });

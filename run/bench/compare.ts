@@ -181,9 +181,13 @@ async function measureKernels(root: string): Promise<Measured[]> {
     const once = async (reps: number) => {
       const t0 = performance.now();
       const enc = gpu.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      for (let r = 0; r < reps; r++) kernel.encodeDispatches(pass, rec.dispatches);
-      pass.end();
+      // Trees since programs may hold copies replay through encodeProgram; older ones hold dispatches only.
+      if (kernel.encodeProgram) { for (let r = 0; r < reps; r++) kernel.encodeProgram(enc, rec.dispatches); }
+      else {
+        const pass = enc.beginComputePass();
+        for (let r = 0; r < reps; r++) kernel.encodeDispatches(pass, rec.dispatches);
+        pass.end();
+      }
       gpu.device.queue.submit([enc.finish()]);
       await gpu.device.queue.onSubmittedWorkDone();
       return (performance.now() - t0) / reps;

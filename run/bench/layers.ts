@@ -7,7 +7,7 @@
  */
 import { type Gpu, sharedGpu } from "../../kernels/device.ts";
 import { createRegion } from "../../graph/tensor.ts";
-import { encodeDispatches, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
+import { encodeProgram, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
 import { batchNormBackward, batchNormForward, type ChannelShape } from "../../kernels/norm.ts";
 import { maxPoolBackward, maxPoolForward, type PoolGeometry } from "../../kernels/pool.ts";
 import { Rng } from "../../io/prng.ts";
@@ -41,9 +41,7 @@ async function time(gpu: Gpu, rec: Recorder, runs: number, reps: number): Promis
   const once = async () => {
     const t0 = performance.now();
     const enc = gpu.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    for (let r = 0; r < reps; r++) encodeDispatches(pass, list);
-    pass.end();
+    for (let r = 0; r < reps; r++) encodeProgram(enc, list);
     gpu.device.queue.submit([enc.finish()]);
     await gpu.device.queue.onSubmittedWorkDone();
     return (performance.now() - t0) / reps;
