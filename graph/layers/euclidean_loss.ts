@@ -11,7 +11,8 @@ import {
   type SetupContext,
   type Shape,
 } from "../layer.ts";
-import { elementwise, f32 } from "../../kernels/kernel.ts";
+import { elementwise, f32, type Region } from "../../kernels/kernel.ts";
+import { packImages, textureDecl } from "../../kernels/windows.ts";
 import { partialCount, recordSum } from "../../kernels/reduce.ts";
 
 /** L2 loss between a prediction and a target of the same shape. */
@@ -66,6 +67,12 @@ export class EuclideanLoss extends Layer {
     c.bottomDiffs.forEach((d, k) => {
       if (!d) return;
       const sign = k === 0 ? s : -s;
+      if (
+        c.rec.kernels.gpu.isFallback &&
+        backwardFromTextures(c, { a: a.region, b: b.region, d, n, sign, acc: c.accumulate[k] })
+      ) {
+        return;
+      }
       const kern = elementwise(`euclidean_loss_bwd${c.accumulate[k] ? " acc" : ""}`, {
         bindings: [{ name: "a", access: "read" }, { name: "b", access: "read" }, {
           name: "d",
@@ -77,4 +84,33 @@ export class EuclideanLoss extends Layer {
       c.rec.dispatch(kern.src, [a.region, b.region, d], kern.groups);
     });
   }
+}
+
+/**
+ * The gradient on a CPU adapter: a, b (and d when accumulating) copied into textures and read
+ * four values a texel, d written as vec4s; a storage load there takes a lane-by-lane path (see
+ * kernels/windows.ts). The tiny preset's 3D heatmap loss (131,072 values): 2.27 -> 0.46 ms, plus 0.10 for the copies.
+ * False (nothing recorded) when the values are not whole vec4s or a region cannot be copied.
+ */
+function backwardFromTextures(
+  c: BackwardContext,
+  o: { a: Region; b: Region; d: Region; n: number; sign: number; acc: boolean },
+): boolean {
+  if (o.n % 4 !== 0 || o.d.offset % 16 !== 0) return false;
+  const reads = [o.a, o.b, ...(o.acc ? [o.d] : [])];
+  const views = reads.map((r, slot) => packImages(c.rec, r, 1, o.n, slot)?.[0] ?? null);
+  if (views.some((v) => !v)) return false;
+  const k = elementwise(`euclidean_loss_bwd${o.acc ? " acc" : ""} tex`, {
+    bindings: [{ name: "d", access: "read_write", type: "vec4<f32>" }],
+    prelude: [
+      textureDecl(1, "ta", "a_"),
+      textureDecl(2, "tb", "b_"),
+      ...(o.acc ? [textureDecl(3, "td", "d_")] : []),
+    ]
+      .join("\n"),
+    n: o.n / 4,
+    body: `  d[i] = ${o.acc ? "d_4(i) + " : ""}${f32(o.sign)} * (a_4(i) - b_4(i));`,
+  });
+  c.rec.dispatch(k.src, [o.d, ...views as GPUTextureView[]], k.groups);
+  return true;
 }
