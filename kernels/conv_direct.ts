@@ -831,6 +831,66 @@ function wgradFoldKernel(g: ConvGeometry, opts: { bias: boolean; slots: readonly
   return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
 }
 
+/**
+ * The fold of {@linkcode wgradFoldKernel} reading the partials from a texture copy of them (a CPU
+ * adapter, where storage loads take the lane-by-lane path): each invocation adds the slots' texels
+ * for four consecutive values, in the same order, so dw and db are bit for bit the storage fold's.
+ * Bindings: the partials' view (textureDecl), dw, [db]. Slots must start at whole texels.
+ */
+function wgradFoldTextureKernel(
+  g: ConvGeometry,
+  opts: { bias: boolean; slots: readonly number[] },
+): DirectKernel {
+  const CT = g.c * g.kh * g.kw, rowLen = CT + (opts.bias ? 1 : 0), total = g.k * rowLen;
+  const terms = opts.slots.map((o) => `p_4(i + ${u32(o / 4)})`).join(" + ");
+  const k = elementwise(
+    `conv_wgrad_direct_fold ${shapeLabel(g)}${opts.bias ? " +bias" : ""} split${opts.slots.length} tex`,
+    {
+      bindings: [
+        { name: "dw", access: "read_write" },
+        ...(opts.bias ? [{ name: "db", access: "read_write" as const }] : []),
+      ],
+      prelude: textureDecl(opts.bias ? 2 : 1, "parts", "p_"),
+      n: Math.ceil(total / 4),
+      body: `  let v = ${terms};
+  for (var j = 0u; j < 4u; j++) {
+    let e = i * 4u + j;
+    if (e >= ${u32(total)}) { break; }
+    ${
+        opts.bias
+          ? `let m = e / ${u32(rowLen)};
+    let r = e % ${u32(rowLen)};
+    if (r == ${u32(CT)}) { db[m] = v[j]; } else { dw[m * ${u32(CT)} + r] = v[j]; }`
+          : "dw[e] = v[j];"
+      }
+  }`,
+    },
+  );
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/**
+ * Records the fold of the partials in `ws` (`floats` of them) into dw and db: from a texture copy
+ * on a CPU adapter where the slots start at whole texels, else the storage fold.
+ */
+function recordWgradFold(
+  rec: Recorder,
+  g: ConvGeometry,
+  o: { bias: boolean; slots: readonly number[]; ws: Region; floats: number; dw: Region; db?: Region },
+): void {
+  const out = [o.dw, ...(o.bias ? [o.db!] : [])];
+  const view = rec.kernels.gpu.isFallback && o.slots.every((s) => s % 4 === 0) && o.floats % 4 === 0
+    ? packImages(rec, sub(o.ws, 0, o.floats * 4), 1, o.floats, 2)?.[0]
+    : null;
+  if (view) {
+    const f = wgradFoldTextureKernel(g, o);
+    rec.dispatch(f.src, [...out, view], f.groups);
+    return;
+  }
+  const f = wgradFoldKernel(g, o);
+  rec.dispatch(f.src, [sub(o.ws, 0, o.floats * 4), ...out], f.groups);
+}
+
 /** Region `r` from `offset` bytes on for `size` bytes. */
 function sub(r: Region, offset: number, size: number): Region {
   return { buffer: r.buffer, offset: r.offset + offset, size };
@@ -899,11 +959,10 @@ function recordUniformWgrad(
   });
   const rowLen = CT + (bias ? 1 : 0), total = block * rowLen;
   const slots = Array.from({ length: units * S }, (_, i) => Math.floor(i / S) * unitFloats + (i % S) * total);
-  const f = partials ? wgradFoldKernel(sg, { bias, slots }) : null;
   for (const b of blocks) {
     const xOf = (u: number) => packed ? packed[u] : b.windows[u].x!;
     const dyOf = (u: number) => dyPacked ? dyPacked[u] : b.windows[u].dy!;
-    if (!f) {
+    if (!partials) {
       rec.dispatch(k.src, [dyOf(0), xOf(0), b.dw, ...(bias ? [b.db!] : [])], k.groups);
       continue;
     }
@@ -911,11 +970,14 @@ function recordUniformWgrad(
     b.windows.forEach((_, u) =>
       rec.dispatch(k.src, [dyOf(u), xOf(u), sub(io.workspace!, u * unitFloats * 4, S * total * 4)], k.groups)
     );
-    rec.dispatch(
-      f.src,
-      [sub(io.workspace!, 0, units * unitFloats * 4), b.dw, ...(bias ? [b.db!] : [])],
-      f.groups,
-    );
+    recordWgradFold(rec, sg, {
+      bias,
+      slots,
+      ws: io.workspace!,
+      floats: units * unitFloats,
+      dw: b.dw,
+      db: b.db,
+    });
   }
   return true;
 }
@@ -946,7 +1008,7 @@ export function recordDirectWgrad(
   const ws = { buffer: io.workspace!.buffer, offset: io.workspace!.offset, size: floats * 4 };
   rec.dispatch(k.src, [io.dy, io.x, ws], k.groups);
   const total = g.k * (g.c * g.kh * g.kw + (bias ? 1 : 0));
-  const f = wgradFoldKernel(g, { bias, slots: Array.from({ length: k.groups[2] }, (_, i) => i * total) });
-  rec.dispatch(f.src, [ws, io.dw, ...(bias ? [io.db!] : [])], f.groups);
+  const slots = Array.from({ length: k.groups[2] }, (_, i) => i * total);
+  recordWgradFold(rec, g, { bias, slots, ws, floats, dw: io.dw, db: io.db });
   return true;
 }

@@ -175,13 +175,17 @@ const CONFIGS: {
     expect: [/conv_fwd_direct .*tn\d+$/, /conv_dgrad_direct .*tn\d+$/, /conv_wgrad_direct .* tc\d+$/],
   },
   // Images of 18000 floats: the weight gradient reads dy through windows of 10-channel blocks of
-  // one image each (four blocks, each two images folded), x packed into a texture once.
+  // one image each (four blocks, each two images folded, from a texture copy of the partials),
+  // x packed into a texture once.
   {
     name: "3x3 20->40 on 30x30 (weight gradient in output-channel blocks)",
     input: [2, 20, 30, 30],
     p: { k: 40, kernel: 3, pad: 1 },
     uniform: true,
-    expect: [/conv_wgrad_direct 1x20x30x30->10 .* udy tx$/],
+    expect: [
+      /conv_wgrad_direct 1x20x30x30->10 .* udy tx$/,
+      /conv_wgrad_direct_fold 1x20x30x30->10 .* split2 tex$/,
+    ],
   },
   {
     name: "1x1 8->32 on 32x32 (weight gradient in output-channel blocks, vec4)",
