@@ -127,8 +127,8 @@ export interface FamilyTime {
  * difference of the two wall times over `hi - lo`, the median of `trials` pairs. The difference
  * cancels the submit's round trip (~11 ms on llvmpipe); what remains includes each dispatch's
  * hand-over to the adapter's threads, a real cost of the step that timestamps miss or
- * misplace. On the tiny@32 step the families sum to within a few percent of the step's wall
- * time. The whole program runs about `trials * (lo + hi)` times, so this suits programs of a few
+ * misplace. On llvmpipe the families of the tiny and small steps summed to 90-104% of the
+ * step's wall time. The whole program runs about `trials * (lo + hi)` times, so this suits programs of a few
  * seconds; values of the replayed kernels' outputs are left as the replays leave them.
  */
 export async function replayFamilies(

@@ -116,10 +116,10 @@ abstract class BaseSolver implements Solver {
       return b;
     });
     const gpu = rec.kernels.gpu;
-    // On a CPU adapter the operands are read from texture copies of them (TEXTURE_ROWS_FLOATS a
-    // chunk): a storage load there takes a lane-by-lane path, and the copies are memory copies.
-    // 256k parameters: 4.8-5.0 ms an update through storage, 2.1 ms through copies and textures
-    // (llvmpipe, Zen 3, the copies included). GPUs read storage directly.
+    // On a CPU adapter the operands are read from texture copies of them (chunks of at most
+    // TEXTURE_CHUNK_BYTES): a storage load there takes a lane-by-lane path, and the copies are
+    // memory copies. 256k parameters: 4.6-5.0 ms an update through storage, 2.1-2.3 ms through
+    // copies and textures (llvmpipe, Zen 3, the copies included). GPUs read storage directly.
     const viaTextures = gpu.isFallback;
     const cut = viaTextures ? Math.min(gpu.maxBindingBytes, TEXTURE_CHUNK_BYTES) : gpu.maxBindingBytes;
     const parts = layout.groups.flatMap((g) =>
@@ -146,13 +146,11 @@ abstract class BaseSolver implements Solver {
       const type = "vec4<f32>";
       const wd = (this.options.weightDecay ?? 0) * g.decayMult;
       const hist = this.#history.map((_, k) => ({ name: `h${k}`, access: "read_write" as const, type }));
+      // Storage bindings: w and the history (read and written), dw only when not copied.
+      const dw = { name: "dw", access: "read" as const, type };
       const stored = [
         { name: "w", access: "read_write" as const, type },
-        ...(viaTextures ? [] : [{
-          name: "dw",
-          access: "read" as const,
-          type,
-        }]),
+        ...(viaTextures ? [] : [dw]),
         ...hist,
       ];
       // Reads of an operand: its storage element, or its texel in the texture copy.
