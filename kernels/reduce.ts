@@ -133,10 +133,11 @@ function identityFolds(): string {
  */
 export function chunkedKernel(
   label: string,
-  o: GroupLayout & { bindings: readonly Binding[]; body: string; layout?: ReduceLayout },
+  o: GroupLayout & { bindings: readonly Binding[]; body: string; layout?: ReduceLayout; prelude?: string },
 ): { src: { label: string; code: string }; groups: Groups } {
   const { chunk, chunks } = chunking(o.groupSize);
   const head = `${declare(o.bindings)}
+${o.prelude ?? ""}
 const N = ${u32(o.groupSize)};
 const Q = ${u32(chunks)};`;
   const range = `  let lo = g * N + c * ${u32(chunk)};

@@ -12,6 +12,7 @@
  * @module
  */
 import { elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
+import { packImages, textureDecl } from "./windows.ts";
 import { chunkedKernel, chunking, type GroupLayout, type ReduceLayout, reduceLayout } from "./reduce.ts";
 
 /**
@@ -81,6 +82,9 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
   o = { ...o, layout: reduceLayout(rec, o.layout) };
   const sc = f32(o.scale);
   const tag = `${o.legacy ? " legacy" : ""} n${o.groupSize}`;
+  if (o.layout === "lanes" && rec.kernels.gpu.isFallback && softmaxForwardFromTexture(rec, o, sc, tag)) {
+    return;
+  }
   // Chunk max, then the chunk's sum of exp(v - max); legacy fixes the max at 0 as the seed did.
   const stats = chunkedKernel(`softmax_stats${tag}`, {
     ...o,
@@ -112,6 +116,58 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
   for (var i = lo + lid; i < hi; i += STRIDE) { y[i] = exp(${sc} * x[i] - mx) / z; }`,
   });
   rec.dispatch(norm.src, [o.x, o.stats, o.y], norm.groups);
+}
+
+/**
+ * The lanes forward on a CPU adapter with x copied into a texture and read four values a texel
+ * (a storage load there takes a lane-by-lane path, see windows.ts), y written as vec4s. Each lane
+ * takes its chunk's values in the same order as the storage kernels, so the results are theirs
+ * bit for bit. False (nothing recorded) unless every chunk is whole vec4s and the regions align.
+ */
+function softmaxForwardFromTexture(
+  rec: Recorder,
+  o: SoftmaxOptions & { x: Region; y: Region },
+  sc: string,
+  tag: string,
+): boolean {
+  const { chunk } = chunking(o.groupSize);
+  const floats = o.groups * o.groupSize;
+  if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || o.y.offset % 16 !== 0) return false;
+  const view = packImages(rec, o.x, 1, floats, 0)?.[0];
+  if (!view) return false;
+  const texels = "for (var t = lo / 4u; t < hi / 4u; t++)";
+  const stats = chunkedKernel(`softmax_stats${tag} tex`, {
+    ...o,
+    bindings: [{ name: "stats", access: "read_write" }],
+    prelude: textureDecl(1, "tx", "x_"),
+    body: `${
+      o.legacy ? "  let cm = 0.0;" : `  var m = -3.0e38;
+  ${texels} { let v = ${sc} * x_4(t); m = max(m, v.x); m = max(m, v.y); m = max(m, v.z); m = max(m, v.w); }
+  let cm = m;`
+    }
+  var acc = 0.0;
+  ${texels} {
+    let v = ${sc} * x_4(t);
+    acc += exp(v.x - cm);
+    acc += exp(v.y - cm);
+    acc += exp(v.z - cm);
+    acc += exp(v.w - cm);
+  }
+  stats[2u * (g * Q + c)] = cm;
+  stats[2u * (g * Q + c) + 1u] = acc;`,
+  });
+  rec.dispatch(stats.src, [o.stats, view], stats.groups);
+  foldPartials(rec, `softmax${tag}`, { ...o, width: 2, slots: [0, 1], softmax: true });
+  const norm = chunkedKernel(`softmax_norm${tag} tex`, {
+    ...o,
+    bindings: [{ name: "stats", access: "read" }, { name: "y", access: "read_write", type: "vec4<f32>" }],
+    prelude: textureDecl(2, "tx", "x_"),
+    body: `  let mx = stats[${total(o, 2, 0)}];
+  let z = stats[${total(o, 2, 1)}];
+  ${texels} { y[t] = exp(${sc} * x_4(t) - mx) / z; }`,
+  });
+  rec.dispatch(norm.src, [o.stats, o.y, view], norm.groups);
+  return true;
 }
 
 /**
