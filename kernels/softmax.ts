@@ -182,6 +182,10 @@ export function softmaxBackward(
   const sc = f32(o.scale);
   const acc = o.accumulate ? "dx[i] + " : "";
   const tag = `${o.legacy ? " legacy" : ""}${o.accumulate ? " acc" : ""} n${o.groupSize}`;
+  if (
+    !o.legacy && o.layout === "lanes" && rec.kernels.gpu.isFallback &&
+    softmaxBackwardFromTextures(rec, o, sc, tag)
+  ) return;
   if (o.legacy) {
     const k = chunkedKernel(`softmax_bwd${tag}`, {
       ...o,
@@ -222,6 +226,55 @@ export function softmaxBackward(
   for (var i = lo + lid; i < hi; i += STRIDE) { dx[i] = ${acc}${sc} * y[i] * (dy[i] - t); }`,
   });
   rec.dispatch(k.src, [o.y, o.dy, o.stats, o.dx], k.groups);
+}
+
+/**
+ * The clean lanes backward on a CPU adapter: y, dy (and dx when accumulating) copied into
+ * textures and read four values a texel in the storage kernels' order, dx stored as vec4s (see
+ * {@linkcode softmaxForwardFromTexture}). False (nothing recorded) where it cannot run.
+ */
+function softmaxBackwardFromTextures(
+  rec: Recorder,
+  o: SoftmaxOptions & { y: Region; dy: Region; dx: Region; accumulate: boolean },
+  sc: string,
+  tag: string,
+): boolean {
+  const { chunk } = chunking(o.groupSize);
+  const floats = o.groups * o.groupSize;
+  if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || o.dx.offset % 16 !== 0) return false;
+  const reads = [o.y, o.dy, ...(o.accumulate ? [o.dx] : [])];
+  const views = reads.map((r, slot) => packImages(rec, r, 1, floats, slot)?.[0] ?? null);
+  if (views.some((v) => !v)) return false;
+  const texels = "for (var t = lo / 4u; t < hi / 4u; t++)";
+  const dot = chunkedKernel(`softmax_bwd_dot${tag} tex`, {
+    ...o,
+    bindings: [{ name: "stats", access: "read_write" }],
+    prelude: [textureDecl(1, "ty", "y_"), textureDecl(2, "tdy", "dy_")].join("\n"),
+    body: `  var a = 0.0;
+  ${texels} {
+    let p = dy_4(t) * y_4(t);
+    a += p.x;
+    a += p.y;
+    a += p.z;
+    a += p.w;
+  }
+  stats[2u * (g * Q + c)] = a;`,
+  });
+  rec.dispatch(dot.src, [o.stats, views[0]!, views[1]!], dot.groups);
+  foldPartials(rec, `softmax_bwd${tag}`, { ...o, width: 2, slots: [0] });
+  const k = chunkedKernel(`softmax_bwd${tag} tex`, {
+    ...o,
+    bindings: [{ name: "stats", access: "read" }, { name: "dx", access: "read_write", type: "vec4<f32>" }],
+    prelude: [
+      textureDecl(2, "ty", "y_"),
+      textureDecl(3, "tdy", "dy_"),
+      ...(o.accumulate ? [textureDecl(4, "tdx", "dx_")] : []),
+    ].join("\n"),
+    body: `  let t0 = stats[${total(o, 2, 0)}];
+  ${texels} { dx[t] = ${o.accumulate ? "dx_4(t) + " : ""}${sc} * y_4(t) * (dy_4(t) - t0); }`,
+  });
+  rec.dispatch(k.src, [o.stats, o.dx, ...views as GPUTextureView[]], k.groups);
+  return true;
 }
 
 /** Floats of scratch the sum-to-one normaliser needs (kept from forward to backward). */

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { SoftmaxHM } from "../graph/layers/softmax_hm.ts";
+import { EuclideanLoss } from "../graph/layers/euclidean_loss.ts";
+import { Net } from "../graph/net.ts";
+import { SGD } from "../graph/solver.ts";
+import { sharedGpu } from "../kernels/device.ts";
 import { NormalizeHM } from "../graph/layers/normalize_hm.ts";
 import type { NormalizeMode } from "../kernels/softmax.ts";
 import { assertClose, forEachReduceLayout, gradcheck, probe, randomArray } from "./gradcheck.ts";
@@ -164,4 +168,39 @@ Deno.test("normalize clean: finite-difference gradient check, 2D and 3D", async 
   const p3 = await probe(new NormalizeHM("nm", { bottom: "x", top: "y", depthBins: 2 }), [[1, 4, 3, 3]]);
   await gradcheck(p3, [away(randomArray(36, 15, -0.3, 1))], { eps: 1e-3 });
   p3.net.destroy();
+});
+
+Deno.test("softmax 3D backward adds into a gradient another layer wrote (texture path on CPU adapters)", async () => {
+  // x feeds the softmax and a loss of its own; the loss writes dx first (backward order), the
+  // softmax then adds to it. Cubes of 2 x 4 x 4 = 32 values: whole vec4s.
+  const gpu = await sharedGpu();
+  const shape = [2, 8, 4, 4], n = numel(shape), B = 2;
+  const x = randomArray(n, 21), t1 = randomArray(n, 22, 0, 0.1), t2 = randomArray(n, 23);
+  const net = await Net.build(gpu, {
+    inputs: { x: shape, t1: shape, t2: shape },
+    layers: [
+      new SoftmaxHM("sm", { bottom: "x", top: "y", depthBins: 2, scale: 3 }),
+      new EuclideanLoss("ly", { pred: "y", target: "t1", top: "Ly", weight: 5 }),
+      new EuclideanLoss("lx", { pred: "x", target: "t2", top: "Lx", weight: 0.5 }),
+    ],
+  }, { solver: new SGD({ baseLr: 0 }), gradInputs: ["x"], keep: ["y"] });
+  net.setInput("x", x);
+  net.setInput("t1", t1);
+  net.setInput("t2", t2);
+  net.step();
+  const layout = { groups: 8, groupSize: 32, scale: 3, legacy: false };
+  const y = softmaxRef(x, layout);
+  const dy = y.map((v, i) => (5 * (v - t1[i])) / B);
+  const want = softmaxBackwardRef({ y, dy }, layout).map((g, i) => g + (0.5 * (x[i] - t2[i])) / B);
+  assertClose(await net.readDiff("x"), want, {
+    atol: 1e-6,
+    rtol: 1e-3,
+    what: "dx (softmax added to the loss's)",
+  });
+  const labels = net.dispatchLabels().filter((l) => l.startsWith("sm: softmax_bwd"));
+  assert.ok(labels.some((l) => / acc /.test(l)), labels.join("\n"));
+  if (gpu.isFallback) {
+    assert.ok(labels.filter((l) => !l.endsWith(" fold")).every((l) => / tex /.test(l)), labels.join("\n"));
+  }
+  net.destroy();
 });
