@@ -119,6 +119,23 @@ export function softmaxForward(rec: Recorder, o: SoftmaxOptions & { x: Region; y
 }
 
 /**
+ * Texture copies of `reads` (slots 0, 1, ...) for the vec4 lanes passes, which write `out` as
+ * vec4s; null (nothing usable recorded) unless every chunk is whole vec4s, `out` starts at a
+ * whole vec4 and every region can be copied.
+ */
+function textureCopies(
+  rec: Recorder,
+  o: GroupLayout,
+  reads: readonly Region[],
+  out: Region,
+): GPUTextureView[] | null {
+  const { chunk } = chunking(o.groupSize);
+  if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || out.offset % 16 !== 0) return null;
+  const views = reads.map((r, slot) => packImages(rec, r, 1, o.groups * o.groupSize, slot)?.[0] ?? null);
+  return views.every((v) => v) ? views as GPUTextureView[] : null;
+}
+
+/**
  * The lanes forward on a CPU adapter with x copied into a texture and read four values a texel
  * (a storage load there takes a lane-by-lane path, see windows.ts), y written as vec4s. Each lane
  * takes its chunk's values in the same order as the storage kernels, so the results are theirs
@@ -130,11 +147,9 @@ function softmaxForwardFromTexture(
   sc: string,
   tag: string,
 ): boolean {
-  const { chunk } = chunking(o.groupSize);
-  const floats = o.groups * o.groupSize;
-  if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || o.y.offset % 16 !== 0) return false;
-  const view = packImages(rec, o.x, 1, floats, 0)?.[0];
-  if (!view) return false;
+  const views = textureCopies(rec, o, [o.x], o.y);
+  if (!views) return false;
+  const view = views[0];
   const texels = "for (var t = lo / 4u; t < hi / 4u; t++)";
   const stats = chunkedKernel(`softmax_stats${tag} tex`, {
     ...o,
@@ -239,12 +254,8 @@ function softmaxBackwardFromTextures(
   sc: string,
   tag: string,
 ): boolean {
-  const { chunk } = chunking(o.groupSize);
-  const floats = o.groups * o.groupSize;
-  if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || o.dx.offset % 16 !== 0) return false;
-  const reads = [o.y, o.dy, ...(o.accumulate ? [o.dx] : [])];
-  const views = reads.map((r, slot) => packImages(rec, r, 1, floats, slot)?.[0] ?? null);
-  if (views.some((v) => !v)) return false;
+  const views = textureCopies(rec, o, [o.y, o.dy, ...(o.accumulate ? [o.dx] : [])], o.dx);
+  if (!views) return false;
   const texels = "for (var t = lo / 4u; t < hi / 4u; t++)";
   const dot = chunkedKernel(`softmax_bwd_dot${tag} tex`, {
     ...o,
@@ -260,7 +271,7 @@ function softmaxBackwardFromTextures(
   }
   stats[2u * (g * Q + c)] = a;`,
   });
-  rec.dispatch(dot.src, [o.stats, views[0]!, views[1]!], dot.groups);
+  rec.dispatch(dot.src, [o.stats, views[0], views[1]], dot.groups);
   foldPartials(rec, `softmax_bwd${tag}`, { ...o, width: 2, slots: [0] });
   const k = chunkedKernel(`softmax_bwd${tag} tex`, {
     ...o,
@@ -273,7 +284,7 @@ function softmaxBackwardFromTextures(
     body: `  let t0 = stats[${total(o, 2, 0)}];
   ${texels} { dx[t] = ${o.accumulate ? "dx_4(t) + " : ""}${sc} * y_4(t) * (dy_4(t) - t0); }`,
   });
-  rec.dispatch(k.src, [o.stats, o.dx, ...views as GPUTextureView[]], k.groups);
+  rec.dispatch(k.src, [o.stats, o.dx, ...views], k.groups);
   return true;
 }
 
