@@ -40,7 +40,14 @@
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
 import { elementwise, u32 } from "./kernel.ts";
 import { type ConvGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
-import { packImages, textureDecl, UNIFORM_FLOATS, uniformDecl, uniformWindow } from "./windows.ts";
+import {
+  copiesForReading,
+  packImages,
+  textureDecl,
+  UNIFORM_FLOATS,
+  uniformDecl,
+  uniformWindow,
+} from "./windows.ts";
 
 /** One kernel with its workgroup counts. */
 interface DirectKernel {
@@ -880,7 +887,7 @@ function recordWgradFold(
 ): void {
   const out = [o.dw, ...(o.bias ? [o.db!] : [])];
   const view = rec.kernels.gpu.isFallback && o.slots.every((s) => s % 4 === 0) && o.floats % 4 === 0
-    ? packImages(rec, sub(o.ws, 0, o.floats * 4), 1, o.floats, 2)?.[0]
+    ? copiesForReading(rec, [sub(o.ws, 0, o.floats * 4)], o.floats, 2)?.[0]
     : null;
   if (view) {
     const f = wgradFoldTextureKernel(g, o);

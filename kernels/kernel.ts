@@ -186,7 +186,8 @@ export class Recorder {
       layer >= texture.depthOrArrayLayers
     ) {
       throw new GpuError(
-        `layer "${this.owner}" copy "${label}": texture ${texture.width}x${texture.height} too small`,
+        `layer "${this.owner}" copy "${label}": texture ${texture.width}x${texture.height}x${texture.depthOrArrayLayers} ` +
+          `too small for ${rows + (rest > 0 ? 1 : 0)} rows of ${width} texels in layer ${layer}`,
       );
     }
     const push = (offset: number, origin: number, size: [number, number, number]) =>

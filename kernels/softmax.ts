@@ -12,7 +12,7 @@
  * @module
  */
 import { elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
-import { packImages, textureDecl } from "./windows.ts";
+import { copiesForReading, textureDecl } from "./windows.ts";
 import { chunkedKernel, chunking, type GroupLayout, type ReduceLayout, reduceLayout } from "./reduce.ts";
 
 /**
@@ -131,8 +131,7 @@ function textureCopies(
 ): GPUTextureView[] | null {
   const { chunk } = chunking(o.groupSize);
   if (o.groupSize % 4 !== 0 || chunk % 4 !== 0 || out.offset % 16 !== 0) return null;
-  const views = reads.map((r, slot) => packImages(rec, r, 1, o.groups * o.groupSize, slot)?.[0] ?? null);
-  return views.every((v) => v) ? views as GPUTextureView[] : null;
+  return copiesForReading(rec, reads, o.groups * o.groupSize);
 }
 
 /**

@@ -104,10 +104,8 @@ export function packImages(
   imageFloats: number,
   slot = 0,
 ): GPUTextureView[] | null {
-  const limits = rec.kernels.gpu.device.limits;
-  if (imageFloats % 4 !== 0 || r.size < images * imageFloats * 4 || r.offset % 16 !== 0) return null;
-  const texels = imageFloats / 4, rows = Math.ceil(texels / TEXTURE_WIDTH);
-  if (rows > limits.maxTextureDimension2D || images > limits.maxTextureArrayLayers) return null;
+  if (!packable(rec, r, images, imageFloats)) return null;
+  const rows = Math.ceil(imageFloats / 4 / TEXTURE_WIDTH);
   const tex = rec.scratchTexture(TEXTURE_WIDTH, rows, images, slot);
   for (let n = 0; n < images; n++) {
     const src = { buffer: r.buffer, offset: r.offset + n * imageFloats * 4, size: imageFloats * 4 };
@@ -117,6 +115,29 @@ export function packImages(
     { length: images },
     (_, n) => tex.createView({ dimension: "2d", baseArrayLayer: n, arrayLayerCount: 1 }),
   );
+}
+
+/** Whether {@linkcode packImages} can pack `images` images of `imageFloats` floats from `r`. */
+function packable(rec: Recorder, r: Region, images: number, imageFloats: number): boolean {
+  const limits = rec.kernels.gpu.device.limits;
+  return imageFloats % 4 === 0 && r.size >= images * imageFloats * 4 && r.offset % 16 === 0 &&
+    Math.ceil(imageFloats / 4 / TEXTURE_WIDTH) <= limits.maxTextureDimension2D &&
+    images <= limits.maxTextureArrayLayers;
+}
+
+/**
+ * Copies of the first `floats` floats of each of `regions` into the scratch textures of slots
+ * `slot`, `slot + 1`, ..., one view each, for kernels that read them with {@linkcode textureDecl}
+ * (four values a texel); null, with nothing recorded, unless every region can be copied.
+ */
+export function copiesForReading(
+  rec: Recorder,
+  regions: readonly Region[],
+  floats: number,
+  slot = 0,
+): GPUTextureView[] | null {
+  if (!regions.every((r) => packable(rec, r, 1, floats))) return null;
+  return regions.map((r, k) => packImages(rec, r, 1, floats, slot + k)![0]);
 }
 
 /** WGSL declaring a packed image `name` at `binding`, with readers `fnName4(texel)` and `fnName(float index)`. */

@@ -3,6 +3,7 @@ import { sharedGpu } from "../kernels/device.ts";
 import { createRegion, download } from "../graph/tensor.ts";
 import { KernelCache, Recorder, u32 } from "../kernels/kernel.ts";
 import {
+  copiesForReading,
   packImages,
   sliceWindows,
   TEXTURE_WIDTH,
@@ -118,4 +119,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (align > 4) assert.equal(uniformWindow(src, 4, 16, align), null);
   src.buffer.destroy();
   out.buffer.destroy();
+});
+
+Deno.test("copiesForReading: one view per region in its own slot, or nothing recorded when any region cannot be copied", async () => {
+  const gpu = await sharedGpu();
+  const a = createRegion(gpu, randomArray(64, 1)), b = createRegion(gpu, randomArray(64, 2));
+  const rec = new Recorder(new KernelCache(gpu));
+  // b starts 4 bytes in: not a whole texel, so neither region is copied.
+  assert.equal(copiesForReading(rec, [a, { ...b, offset: b.offset + 4, size: 128 }], 32), null);
+  assert.equal(rec.dispatches.length, 0);
+  const views = copiesForReading(rec, [a, b], 32, 3);
+  assert.equal(views?.length, 2);
+  assert.deepEqual([...rec.textures.keys()], [`${TEXTURE_WIDTH}x1x1/3`, `${TEXTURE_WIDTH}x1x1/4`]);
+  assert.ok(rec.dispatches.every((d) => "copy" in d));
+  for (const t of rec.textures.values()) t.destroy();
+  for (const r of [a, b]) r.buffer.destroy();
 });

@@ -12,7 +12,7 @@ import {
   type Shape,
 } from "../layer.ts";
 import { elementwise, f32, type Region } from "../../kernels/kernel.ts";
-import { packImages, textureDecl } from "../../kernels/windows.ts";
+import { copiesForReading, textureDecl } from "../../kernels/windows.ts";
 import { partialCount, recordSum } from "../../kernels/reduce.ts";
 
 /** L2 loss between a prediction and a target of the same shape. */
@@ -97,9 +97,8 @@ function backwardFromTextures(
   o: { a: Region; b: Region; d: Region; n: number; sign: number; acc: boolean },
 ): boolean {
   if (o.n % 4 !== 0 || o.d.offset % 16 !== 0) return false;
-  const reads = [o.a, o.b, ...(o.acc ? [o.d] : [])];
-  const views = reads.map((r, slot) => packImages(c.rec, r, 1, o.n, slot)?.[0] ?? null);
-  if (views.some((v) => !v)) return false;
+  const views = copiesForReading(c.rec, [o.a, o.b, ...(o.acc ? [o.d] : [])], o.n);
+  if (!views) return false;
   const k = elementwise(`euclidean_loss_bwd${o.acc ? " acc" : ""} tex`, {
     bindings: [{ name: "d", access: "read_write", type: "vec4<f32>" }],
     prelude: [
@@ -111,6 +110,6 @@ function backwardFromTextures(
     n: o.n / 4,
     body: `  d[i] = ${o.acc ? "d_4(i) + " : ""}${f32(o.sign)} * (a_4(i) - b_4(i));`,
   });
-  c.rec.dispatch(k.src, [o.d, ...views as GPUTextureView[]], k.groups);
+  c.rec.dispatch(k.src, [o.d, ...views], k.groups);
   return true;
 }
