@@ -80,6 +80,69 @@ export function depthwiseForwardKernel(
 }
 
 /**
+ * {@linkcode depthwiseForwardKernel} as row walks: one invocation per (image, channel, output
+ * row) keeps the channel's kh x kw weights in registers and slides a kh x kw window of x along the
+ * row, loading only the sw newest columns of each input row per output (the per-element form
+ * loads every tap of x and w for every output: 2*kh*kw loads against kh*sw). Same fma chain, in
+ * the same tap order, as the per-element kernel, and a tap outside the image contributes
+ * fma(0, w, v) = v, so results match it bit for bit. The hourglass upsampling's input gradient
+ * (4x4 taps, stride 2) is this kernel.
+ */
+export function depthwiseForwardRowsKernel(
+  g: ConvGeometry,
+  opts: { epilogue?: Epilogue } = {},
+): { src: KernelSource; groups: [number, number, number] } {
+  check(g);
+  const ep = opts.epilogue ?? {};
+  const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
+  // Columns that stay in the window from one output to the next, and those loaded anew.
+  const keep = Math.max(kw - sw, 0);
+  const R = Array.from({ length: kh }, (_, r) => r), S = Array.from({ length: kw }, (_, s) => s);
+  const v = (r: number, s: number) => `v${r}_${s}`;
+  // Column s of the window for output column `ox`: in the image, or a zero.
+  const load = (r: number, s: number, ox: string) => {
+    const ix = `${ox} * ${u32(sw)} + ${u32(s)} - ${u32(pw)}`;
+    return `select(0.0, x[row${r} + select(0u, ${ix}, ${ix} < ${u32(w)})], ok${r} && ${ix} < ${u32(w)})`;
+  };
+  let chain = "0.0";
+  for (const r of R) for (const s of S) chain = `fma(${v(r, s)}, w${r}_${s}, ${chain})`;
+  const k = elementwise(label("fwd rows", g, ep), {
+    bindings: [
+      { name: "x", access: "read" },
+      { name: "w", access: "read" },
+      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+      { name: "y", access: "read_write" },
+    ],
+    n: g.n * g.c * oh,
+    // Few invocations, each walking a row: spread them over workgroups of one SIMD chunk.
+    wg: 8,
+    // Unsigned wrap-around turns a negative coordinate into a huge one: one compare per axis.
+    body: `  let oy = i % ${u32(oh)};
+  let plane = i / ${u32(oh)};
+  let ch = plane % ${u32(g.c)};
+  let xb = plane * ${u32(h * w)};
+  let yb = i * ${u32(ow)};
+  let wb = ch * ${u32(kh * kw)};
+${R.map((r) => S.map((s) => `  let w${r}_${s} = w[wb + ${u32(r * kw + s)}];`).join("\n")).join("\n")}
+${
+      R.map((r) =>
+        `  let iy${r} = oy * ${u32(sh)} + ${u32(r)} - ${u32(ph)};
+  let ok${r} = iy${r} < ${u32(h)};
+  let row${r} = xb + select(0u, iy${r}, ok${r}) * ${u32(w)};`
+      ).join("\n")
+    }
+${R.map((r) => S.slice(0, keep).map((s) => `  var ${v(r, s)} = ${load(r, s, "0u")};`).join("\n")).join("\n")}
+  for (var ox = 0u; ox < ${u32(ow)}; ox++) {
+${R.map((r) => S.slice(keep).map((s) => `    let ${v(r, s)} = ${load(r, s, "ox")};`).join("\n")).join("\n")}
+    let acc = ${chain};
+    y[yb + ox] = ${ep.accumulate ? "y[yb + ox] + " : ""}${ep.bias ? "acc + bias[ch]" : "acc"};
+${R.map((r) => S.slice(0, keep).map((s) => `    ${v(r, s)} = ${v(r, s + sw)};`).join("\n")).join("\n")}
+  }`,
+  });
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+}
+
+/**
  * dx = depthwise_conv_transpose(dy, w) (+ bias per channel) (+= dx): the input gradient of the
  * depthwise convolution `g`, and the forward pass of a depthwise deconvolution. Bindings: dy, w,
  * [bias], dx.
@@ -231,9 +294,9 @@ export function recordDepthwiseForward(
   io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
   opts: { accumulate?: boolean } = {},
 ): void {
-  const k = depthwiseForwardKernel(io.geometry, {
-    epilogue: { bias: !!io.bias, accumulate: opts.accumulate },
-  });
+  const g = io.geometry, epilogue = { bias: !!io.bias, accumulate: opts.accumulate };
+  // Rows of at least four outputs amortise the window's first load; narrower ones per element.
+  const k = g.ow >= 4 ? depthwiseForwardRowsKernel(g, { epilogue }) : depthwiseForwardKernel(g, { epilogue });
   rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
 }
 
