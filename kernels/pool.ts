@@ -9,6 +9,7 @@
  * @module
  */
 import { elementwise, type Recorder, type Region, u32 } from "./kernel.ts";
+import { copiesForReading, textureDecl } from "./windows.ts";
 
 /** Geometry of a 2-D pooling over `planes` (N*C) images of H x W. */
 export interface PoolGeometry {
@@ -72,6 +73,7 @@ function checkGeometry(g: PoolGeometry): void {
 export function maxPoolForward(rec: Recorder, o: { x: Region; y: Region; geometry: PoolGeometry }): void {
   const g = o.geometry;
   checkGeometry(g);
+  if (pairsFromTexture(rec, g, o.x, o.y, null)) return;
   const { PH, PW } = dims(g);
   const k = elementwise(`maxpool_fwd ${g.kernel.join("x")} s${g.stride.join("x")}`, {
     bindings: [{ name: "x", access: "read" }, { name: "y", access: "read_write" }],
@@ -96,6 +98,7 @@ export function maxPoolBackward(
 ): void {
   const g = o.geometry;
   checkGeometry(g);
+  if (pairsFromTexture(rec, g, o.x, o.dx, { dy: o.dy, accumulate: o.accumulate })) return;
   const { PH, PW } = dims(g);
   const [KH, KW] = g.kernel, [SH, SW] = g.stride, [PadH, PadW] = g.pad;
   const acc = o.accumulate ? "dx[j] + " : "";
@@ -147,6 +150,83 @@ export function maxPoolBackward(
   dx[j] = ${acc}s;`,
     });
   rec.dispatch(k.src, [o.x, o.dy, o.dx], k.groups);
+}
+
+/**
+ * The 2x2/2 pooling of images whose sides are even and whose rows are whole vec4s, on a CPU
+ * adapter: x is copied into a texture (a storage load there takes a lane-by-lane path, see
+ * windows.ts) and each invocation takes two neighbouring windows from two texels, one per input
+ * row. Forward (`bwd` null): writes both maxima to `out` (y). Backward: writes the two rows of dx
+ * as vec4s, dy at each window's first maximum and zeros elsewhere. The maxima are picked in the
+ * order and with the comparison of `window_argmax` (row-major, a later value wins only when
+ * greater), so ties and results are those of the general kernels. False, with nothing recorded,
+ * when the shapes or regions do not allow it.
+ */
+function pairsFromTexture(
+  rec: Recorder,
+  g: PoolGeometry,
+  x: Region,
+  out: Region,
+  bwd: { dy: Region; accumulate: boolean } | null,
+): boolean {
+  const tiled = g.kernel.every((k) => k === 2) && g.stride.every((s) => s === 2) &&
+    g.pad.every((p) => p === 0);
+  if (!rec.kernels.gpu.isFallback || !tiled || g.height % 2 !== 0 || g.width % 4 !== 0) return false;
+  if (bwd && out.offset % 16 !== 0) return false;
+  const views = copiesForReading(rec, [x], g.planes * g.height * g.width);
+  if (!views) return false;
+  const W = g.width, PH = g.height / 2, PW = W / 2, Q = W / 4;
+  // Window maxima in window_argmax's order: (0,0), (0,1), (1,0), (1,1); k is the winner's index.
+  const pick = (side: string, a: string, b: string) =>
+    `  var m${side} = ${a}.${side === "l" ? "x" : "z"};
+  var k${side} = 0u;
+  if (${a}.${side === "l" ? "y" : "w"} > m${side}) { m${side} = ${a}.${
+      side === "l" ? "y" : "w"
+    }; k${side} = 1u; }
+  if (${b}.${side === "l" ? "x" : "z"} > m${side}) { m${side} = ${b}.${
+      side === "l" ? "x" : "z"
+    }; k${side} = 2u; }
+  if (${b}.${side === "l" ? "y" : "w"} > m${side}) { m${side} = ${b}.${
+      side === "l" ? "y" : "w"
+    }; k${side} = 3u; }`;
+  const head = `  let q = i % ${u32(Q)};
+  let ph = (i / ${u32(Q)}) % ${u32(PH)};
+  let plane = i / ${u32(Q * PH)};
+  let t = (plane * ${u32(g.height * W)} + ph * ${u32(2 * W)}) / 4u + q;
+  let a = x_4(t);
+  let b = x_4(t + ${u32(Q)});
+${pick("l", "a", "b")}
+${pick("r", "a", "b")}
+  let o = (plane * ${u32(PH)} + ph) * ${u32(PW)} + 2u * q;`;
+  const n = g.planes * PH * Q;
+  if (!bwd) {
+    const k = elementwise(`maxpool_fwd 2x2 s2x2 pairs tex`, {
+      bindings: [{ name: "y", access: "read_write" }],
+      n,
+      prelude: textureDecl(1, "xt", "x_"),
+      body: `${head}
+  y[o] = ml;
+  y[o + 1u] = mr;`,
+    });
+    rec.dispatch(k.src, [out, views[0]], k.groups);
+    return true;
+  }
+  const acc = (at: string) => (bwd.accumulate ? `dx4[${at}] + ` : "");
+  const row = (first: number) =>
+    `vec4<f32>(select(0.0, gl, kl == ${first}u), select(0.0, gl, kl == ${first + 1}u), ` +
+    `select(0.0, gr, kr == ${first}u), select(0.0, gr, kr == ${first + 1}u))`;
+  const k = elementwise(`maxpool_bwd 2x2 pairs tex${bwd.accumulate ? " acc" : ""}`, {
+    bindings: [{ name: "dy", access: "read" }, { name: "dx4", access: "read_write", type: "vec4<f32>" }],
+    n,
+    prelude: textureDecl(2, "xt", "x_"),
+    body: `${head}
+  let gl = dy[o];
+  let gr = dy[o + 1u];
+  dx4[t] = ${acc("t")}${row(0)};
+  dx4[t + ${u32(Q)}] = ${acc(`t + ${u32(Q)}`)}${row(2)};`,
+  });
+  rec.dispatch(k.src, [bwd.dy, out, views[0]], k.groups);
+  return true;
 }
 
 /** Shape of a nearest-neighbour upsampling of `planes` images of H x W by an integer factor. */

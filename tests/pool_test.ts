@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { sharedGpu } from "../kernels/device.ts";
 import { type Layer, numel, type Shape } from "../graph/layer.ts";
 import { Net } from "../graph/net.ts";
@@ -74,12 +75,22 @@ async function accumulated(
   return { dx: dx.map((v, i) => v - other[i]), ra, rb };
 }
 
-const POOLS: { shape: Shape; kernel: number; stride: number; pad: number; what: string }[] = [
-  { shape: [2, 3, 8, 10], kernel: 2, stride: 2, pad: 0, what: "2x2/2 (tiled backward)" },
-  { shape: [1, 2, 7, 9], kernel: 2, stride: 2, pad: 0, what: "2x2/2 odd size (ceil-mode partial windows)" },
-  { shape: [2, 2, 9, 8], kernel: 3, stride: 2, pad: 1, what: "3x3/2 pad 1 (overlapping, gather backward)" },
-  { shape: [1, 2, 6, 7], kernel: 3, stride: 1, pad: 0, what: "3x3/1 (heavily overlapping)" },
-];
+const POOLS: { shape: Shape; kernel: number; stride: number; pad: number; what: string; pairs?: boolean }[] =
+  [
+    { shape: [2, 3, 8, 10], kernel: 2, stride: 2, pad: 0, what: "2x2/2 (tiled backward)" },
+    // Rows of whole vec4s: on a CPU adapter, pairs of windows read from a texture copy of x.
+    {
+      shape: [2, 3, 6, 12],
+      kernel: 2,
+      stride: 2,
+      pad: 0,
+      what: "2x2/2 rows of vec4s (window pairs)",
+      pairs: true,
+    },
+    { shape: [1, 2, 7, 9], kernel: 2, stride: 2, pad: 0, what: "2x2/2 odd size (ceil-mode partial windows)" },
+    { shape: [2, 2, 9, 8], kernel: 3, stride: 2, pad: 1, what: "3x3/2 pad 1 (overlapping, gather backward)" },
+    { shape: [1, 2, 6, 7], kernel: 3, stride: 1, pad: 0, what: "3x3/1 (heavily overlapping)" },
+  ];
 
 for (const c of POOLS) {
   Deno.test(`max_pool ${c.what}: GPU vs CPU twin, forward and backward, ties go to the first maximum`, async () => {
@@ -94,6 +105,8 @@ for (const c of POOLS) {
     const mk = () =>
       new MaxPool("pool", { bottom: "x", top: "y", kernel: c.kernel, stride: c.stride, pad: c.pad });
     const p = await probe(mk(), [c.shape]);
+    const pairs = p.net.dispatchLabels("train").filter((l) => l.includes("pairs tex")).length;
+    assert.equal(pairs, c.pairs && p.net.gpu.isFallback ? 2 : 0, `${c.what}: window-pair kernels`);
     for (const x of [randomArray(numel(c.shape), 4), tied(numel(c.shape), 5)]) {
       p.set([x]);
       const [y] = await p.forward();
@@ -114,7 +127,8 @@ for (const c of POOLS) {
 
 Deno.test("max_pool: finite-difference gradient check (2x2/2 and 3x3/2 pad 1)", async () => {
   for (const [kernel, stride, pad] of [[2, 2, 0], [3, 2, 1]]) {
-    const shape = [1, 2, 6, 6];
+    // Rows of 8: the 2x2/2 pooling takes the window-pair kernels on a CPU adapter.
+    const shape = [1, 2, 6, 8];
     const p = await probe(new MaxPool("pool", { bottom: "x", top: "y", kernel, stride, pad }), [shape]);
     await gradcheck(p, [separated(numel(shape), 7)], { samples: 16 });
     p.net.destroy();
