@@ -12,6 +12,7 @@
 import { type Binding, declare, elementwise, f32, type Recorder, type Region, u32, WG } from "./kernel.ts";
 import { cellCoord, type CellGrid, type CoordOutput } from "./integral.ts";
 import { type GroupLayout, LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
+import { copiesForReading, textureDecl } from "./windows.ts";
 
 /** Options of {@linkcode argmaxDecode}. */
 export interface ArgmaxOptions extends GroupLayout {
@@ -66,6 +67,36 @@ ${writes(o, "i")}`,
   }
   if (reduceLayout(rec, o.layout) === "lanes") {
     // One invocation per group: the first strictly larger value wins, so ties keep the lowest index.
+    // On a CPU adapter x comes from a texture copy, four values a texel in the same order (a
+    // storage load there takes a lane-by-lane path, see windows.ts).
+    const views = rec.kernels.gpu.isFallback && N % 4 === 0
+      ? copiesForReading(rec, [o.x], o.groups * N)
+      : null;
+    if (views) {
+      const k = elementwise(`argmax ${tag} lanes tex`, {
+        bindings: outs,
+        n: o.groups,
+        wg: LANES_WG,
+        prelude: textureDecl(outs.length, "tx", "x_"),
+        body: `  var v = -3.0e38;
+  var best = 0u;
+  for (var t = 0u; t < ${u32(N / 4)}; t++) {
+    let q = x_4(i * ${u32(N / 4)} + t);
+${
+          ["x", "y", "z", "w"].map((e, j) =>
+            `    if (q.${e} > v) {
+      v = q.${e};
+      best = 4u * t + ${u32(j)};
+    }`
+          ).join("\n")
+        }
+  }
+  let found = v > 1e-6;
+${writes(o, "i")}`,
+      });
+      rec.dispatch(k.src, [...o.outputs.map((x) => x.region), views[0]], k.groups);
+      return;
+    }
     const k = elementwise(`argmax ${tag} lanes`, {
       bindings: [{ name: "x", access: "read" }, ...outs],
       n: o.groups,

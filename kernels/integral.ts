@@ -27,6 +27,7 @@ import {
   reduceLayout,
   workgroupFold,
 } from "./reduce.ts";
+import { copiesForReading, textureDecl } from "./windows.ts";
 
 /** Marginal axis of IntegralX / IntegralY / IntegralZ over [N,C,H,W]. */
 export type IntegralAxis = "x" | "y" | "z";
@@ -218,23 +219,49 @@ export function softArgmaxForward(
   const grid = o.grid;
   const tag = `${grid.depth}x${grid.height}x${grid.width}`;
   const pos = ([0, 1, 2] as const).map((axis) => cellCoord(grid, { axis, index: "k" }));
-  const part = chunkedKernel(`soft_argmax_partials ${tag}`, {
-    ...o,
-    layout: reduceLayout(rec, o.layout),
-    bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
-    body: `  var a = vec4f(0.0);
+  const layout = reduceLayout(rec, o.layout);
+  const store = `  if (lid == 0u) {
+    stats[4u * (g * Q + c)] = cs.x;
+    stats[4u * (g * Q + c) + 1u] = cs.y;
+    stats[4u * (g * Q + c) + 2u] = cs.z;
+  }`;
+  // On a CPU adapter with the lanes layout, x from a texture copy, four values a texel (a storage
+  // load there takes a lane-by-lane path, see windows.ts), added in the storage kernel's order.
+  const { chunk } = chunking(o.groupSize);
+  const views = layout === "lanes" && rec.kernels.gpu.isFallback && o.groupSize % 4 === 0 && chunk % 4 === 0
+    ? copiesForReading(rec, [o.x], o.groups * o.groupSize)
+    : null;
+  const part = views
+    ? chunkedKernel(`soft_argmax_partials ${tag} tex`, {
+      ...o,
+      layout,
+      bindings: [{ name: "stats", access: "read_write" }],
+      prelude: textureDecl(1, "tx", "x_"),
+      body: `  var a = vec4f(0.0);
+  for (var t = lo / 4u; t < hi / 4u; t++) {
+    let v = x_4(t);
+${
+        ["x", "y", "z", "w"].map((e, j) =>
+          `    { let k = 4u * t + ${u32(j)} - g * N; a += v.${e} * vec4f(${pos.join(", ")}, 0.0); }`
+        ).join("\n")
+      }
+  }
+  let cs = a;
+${store}`,
+    })
+    : chunkedKernel(`soft_argmax_partials ${tag}`, {
+      ...o,
+      layout,
+      bindings: [{ name: "x", access: "read" }, { name: "stats", access: "read_write" }],
+      body: `  var a = vec4f(0.0);
   for (var i = lo + lid; i < hi; i += STRIDE) {
     let k = i - g * N;
     a += x[i] * vec4f(${pos.join(", ")}, 0.0);
   }
   let cs = sum4(a, lid);
-  if (lid == 0u) {
-    stats[4u * (g * Q + c)] = cs.x;
-    stats[4u * (g * Q + c) + 1u] = cs.y;
-    stats[4u * (g * Q + c) + 2u] = cs.z;
-  }`,
-  });
-  rec.dispatch(part.src, [o.x, o.stats], part.groups);
+${store}`,
+    });
+  rec.dispatch(part.src, views ? [o.stats, views[0]] : [o.x, o.stats], part.groups);
   const Q = chunking(o.groupSize).chunks;
   const outs: Binding[] = o.outputs.map((_, k) => ({ name: `out${k}`, access: "read_write" }));
   const writes = o.outputs.map((out, k) =>

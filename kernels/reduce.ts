@@ -275,12 +275,25 @@ ${o.prelude ?? ""}
     ...o.inputs.map((b) => b.region),
     o.partials,
   ], [Math.ceil(P / LANES_WG)]);
-  const pass2 = `${declare([{ name: "partials", access: "read" }, { name: "out", access: "read_write" }])}
+  recordFoldLanes(rec, o, P);
+}
+
+/**
+ * Pass 2 of the lanes sum: one invocation folds the first `P` floats of `o.partials` in order
+ * into `o.out[outIndex]` (times `scale`, added when accumulating).
+ */
+export function recordFoldLanes(
+  rec: Recorder,
+  o: Pick<SumOptions, "label" | "partials" | "out" | "outIndex" | "scale" | "accumulate">,
+  P: number,
+): void {
+  const idx = u32(o.outIndex ?? 0);
+  const code = `${declare([{ name: "partials", access: "read" }, { name: "out", access: "read_write" }])}
 @compute @workgroup_size(1)
 fn main() {
   var total = 0.0;
   for (var i = 0u; i < ${u32(P)}; i++) { total += partials[i]; }
-  ${put("total")}
+  out[${idx}] = ${o.accumulate ? `out[${idx}] + ` : ""}${f32(o.scale ?? 1)} * total;
 }`;
-  rec.dispatch({ label: `${o.label} (total, lanes)`, code: pass2 }, [o.partials, o.out], [1]);
+  rec.dispatch({ label: `${o.label} (total, lanes)`, code }, [o.partials, o.out], [1]);
 }

@@ -13,25 +13,31 @@ function grid(depth: number, height: number, width: number, bounds = UNIT_BOUNDS
 }
 
 Deno.test("argmax 2D: first maximum, ties to the earlier cell, (0.5, 0.5) when nothing exceeds 1e-6", async () => {
-  await forEachReduceLayout(async () => {
-    const shape = [2, 3, 6, 7];
-    const x = randomArray(numel(shape), 31);
-    const n = 42;
-    // Channel 1: an exact tie between cells 5 and 30; channel 2: nothing above 1e-6.
-    x[n + 5] = 2;
-    x[n + 30] = 2;
-    x.fill(1e-7, 2 * n, 3 * n);
-    for (const legacy of [false, true]) {
-      const out = await runLayer(new Argmax("am", { bottom: "h", top: "xy", legacy }), {
-        h: { shape, data: x },
-      });
-      const y = out.xy.data;
-      const want = argmaxRef(x, { groups: 6, grid: grid(1, 6, 7), legacy }).filter((_, i) => i % 3 !== 2);
-      assertClose(y, want, { ...TOL, what: `argmax 2D legacy=${legacy}` });
-      assertClose([y[2], y[3]], [(5 + 0.5) / 7, 0.5 / 6], { ...TOL, what: "tie goes to cell 5" });
-      assert.deepEqual([y[4], y[5]], [0.5, 0.5]);
-    }
-  });
+  // Rows of 7 and of 8: maps of whole vec4s read a texture copy on a CPU adapter (lanes layout).
+  for (const W of [7, 8]) {
+    await forEachReduceLayout(async () => {
+      const shape = [2, 3, 6, W];
+      const x = randomArray(numel(shape), 31);
+      const n = 6 * W;
+      // Channel 1: an exact tie between cells 5 and 30; channel 2: nothing above 1e-6.
+      x[n + 5] = 2;
+      x[n + 30] = 2;
+      x.fill(1e-7, 2 * n, 3 * n);
+      for (const legacy of [false, true]) {
+        const out = await runLayer(new Argmax("am", { bottom: "h", top: "xy", legacy }), {
+          h: { shape, data: x },
+        });
+        const y = out.xy.data;
+        const want = argmaxRef(x, { groups: 6, grid: grid(1, 6, W), legacy }).filter((_, i) => i % 3 !== 2);
+        assertClose(y, want, { ...TOL, what: `argmax 2D W=${W} legacy=${legacy}` });
+        assertClose([y[2], y[3]], [(5 % W + 0.5) / W, (Math.floor(5 / W) + 0.5) / 6], {
+          ...TOL,
+          what: "tie goes to cell 5",
+        });
+        assert.deepEqual([y[4], y[5]], [0.5, 0.5]);
+      }
+    });
+  }
 });
 
 Deno.test("argmax 3D: decodes (col, row, bin) centres with bounds, single and split outputs", async () => {

@@ -11,9 +11,9 @@ import {
   type SetupContext,
   type Shape,
 } from "../layer.ts";
-import { elementwise, f32, type Region } from "../../kernels/kernel.ts";
+import { elementwise, f32, type Region, u32 } from "../../kernels/kernel.ts";
 import { copiesForReading, textureDecl } from "../../kernels/windows.ts";
-import { partialCount, recordSum } from "../../kernels/reduce.ts";
+import { LANES_WG, partialCount, recordFoldLanes, recordSum, reduceLayout } from "../../kernels/reduce.ts";
 
 /** L2 loss between a prediction and a target of the same shape. */
 export class EuclideanLoss extends Layer {
@@ -44,6 +44,15 @@ export class EuclideanLoss extends Layer {
 
   forward(c: ForwardContext): void {
     const [a, b] = c.bottoms;
+    const sum = {
+      label: "euclidean_loss",
+      partials: c.states[0],
+      out: c.tops[0].region,
+      scale: 1 / (2 * a.shape[0]),
+    };
+    if (reduceLayout(c.rec) === "lanes" && forwardFromTextures(c, a.region, b.region, numel(a.shape), sum)) {
+      return;
+    }
     recordSum(c.rec, {
       label: "euclidean_loss",
       n: numel(a.shape),
@@ -84,6 +93,43 @@ export class EuclideanLoss extends Layer {
       c.rec.dispatch(kern.src, [a.region, b.region, d], kern.groups);
     });
   }
+}
+
+/**
+ * The loss on a CPU adapter: a and b copied into textures (a storage load there takes a
+ * lane-by-lane path, see kernels/windows.ts), each of the partial sums walking its texels four
+ * values at a time, then the usual in-order fold of the partials. The sum is taken in another
+ * order than the storage kernel's (four running sums per partial), so the two agree to rounding.
+ * False (nothing recorded) for a single partial, values that are not whole vec4s or a region that
+ * cannot be copied.
+ */
+function forwardFromTextures(
+  c: ForwardContext,
+  a: Region,
+  b: Region,
+  n: number,
+  sum: { label: string; partials: Region; out: Region; scale: number },
+): boolean {
+  // A single partial (a few thousand values) is one storage dispatch: nothing to gain.
+  const P = partialCount(n), T = n / 4;
+  if (n % 4 !== 0 || P < 2) return false;
+  const views = copiesForReading(c.rec, [a, b], n);
+  if (!views) return false;
+  const k = elementwise(`euclidean_loss (partial sums, lanes) tex`, {
+    bindings: [{ name: "partials", access: "read_write" }],
+    prelude: `${textureDecl(1, "ta", "a_")}\n${textureDecl(2, "tb", "b_")}`,
+    n: P,
+    wg: LANES_WG,
+    body: `  var acc = vec4<f32>();
+  for (var t = i; t < ${u32(T)}; t += ${u32(P)}) {
+    let d = a_4(t) - b_4(t);
+    acc = fma(d, d, acc);
+  }
+  partials[i] = (acc.x + acc.y) + (acc.z + acc.w);`,
+  });
+  c.rec.dispatch(k.src, [sum.partials, ...views], k.groups);
+  recordFoldLanes(c.rec, sum, P);
+  return true;
 }
 
 /**
