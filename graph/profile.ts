@@ -10,7 +10,7 @@
  * @module
  */
 import type { Gpu } from "../kernels/device.ts";
-import { type Dispatch, encodeDispatches, encodeProgram } from "../kernels/kernel.ts";
+import { type Dispatch, encodeCopy, encodeDispatches, encodeProgram } from "../kernels/kernel.ts";
 
 /** GPU time of one kernel label, summed over its dispatches and the repeats. */
 export interface KernelTime {
@@ -66,7 +66,7 @@ export async function profileDispatches(
         if ("copy" in d) {
           // A copy has no pass to time: it runs (the kernels after it read its texture) and its
           // time lands in no label.
-          enc.copyBufferToTexture(d.copy.source, d.copy.destination, d.copy.size);
+          encodeCopy(enc, d);
           return;
         }
         const pass = enc.beginComputePass({

@@ -46,8 +46,27 @@ export interface TextureCopy {
   };
 }
 
-/** One step of a recorded program: a kernel dispatch or a copy into a texture. */
-export type Dispatch = KernelDispatch | TextureCopy;
+/**
+ * One recorded buffer-to-buffer copy: on a CPU adapter a memory copy, where a kernel moving the
+ * same values would load them lane by lane (concatenation and its backward, see tensor_ops.ts).
+ */
+export interface BufferCopy {
+  label: string;
+  copy: { from: GPUBuffer; fromOffset: number; to: GPUBuffer; toOffset: number; size: number };
+}
+
+/** A copy step of a program: into a texture or into a buffer. */
+export type Copy = TextureCopy | BufferCopy;
+
+/** One step of a recorded program: a kernel dispatch or a copy. */
+export type Dispatch = KernelDispatch | Copy;
+
+/** Encodes one recorded copy (outside any pass). */
+export function encodeCopy(enc: GPUCommandEncoder, d: Copy): void {
+  const c = d.copy;
+  if ("destination" in c) enc.copyBufferToTexture(c.source, c.destination, c.size);
+  else enc.copyBufferToBuffer(c.from, c.fromOffset, c.to, c.toOffset, c.size);
+}
 
 /** Workgroup counts: 1-3 numbers. */
 export type Groups = readonly [number, number?, number?];
@@ -202,6 +221,41 @@ export class Recorder {
     if (rows > 0) push(src.offset, 0, [width, rows, 1]);
     if (rest > 0) push(src.offset + rows * width * 16, rows, [rest, 1, 1]);
   }
+
+  /**
+   * Records a copy of `floats` floats from float `fromFloat` of `src` to float `toFloat` of `dst`,
+   * two regions of different buffers (WebGPU copies between distinct buffers only).
+   */
+  copyBuffer(
+    label: string,
+    src: Region,
+    fromFloat: number,
+    dst: Region,
+    toFloat: number,
+    floats: number,
+  ): void {
+    const size = floats * 4;
+    if (
+      src.buffer === dst.buffer || fromFloat < 0 || toFloat < 0 || (fromFloat + floats) * 4 > src.size ||
+      (toFloat + floats) * 4 > dst.size
+    ) {
+      throw new GpuError(
+        `layer "${this.owner}" copy "${label}": ${floats} floats from float ${fromFloat} of a ${src.size}-byte region ` +
+          `to float ${toFloat} of a ${dst.size}-byte region (need both inside their regions, in different buffers)`,
+      );
+    }
+    if (size === 0) return;
+    this.dispatches.push({
+      label: `${this.owner}: ${label}`,
+      copy: {
+        from: src.buffer,
+        fromOffset: src.offset + fromFloat * 4,
+        to: dst.buffer,
+        toOffset: dst.offset + toFloat * 4,
+        size,
+      },
+    });
+  }
 }
 
 /**
@@ -213,7 +267,7 @@ export function encodeProgram(enc: GPUCommandEncoder, list: readonly Dispatch[])
   while (i < list.length) {
     const d = list[i];
     if ("copy" in d) {
-      enc.copyBufferToTexture(d.copy.source, d.copy.destination, d.copy.size);
+      encodeCopy(enc, d);
       i++;
       continue;
     }

@@ -149,6 +149,10 @@ export function concatAxis(
   o: { parts: readonly AxisPart[]; out: Region; shape: AxisShape; accumulate?: boolean },
 ): void {
   const { placed, total } = place(o.parts);
+  if (!o.accumulate && placed.every((p) => p.region) && copyable(rec, o.shape, placed, o.out)) {
+    for (const p of placed) copySlices(rec, "concat_copy", o.shape, p, total, { from: p.region!, to: o.out });
+    return;
+  }
   // In units of vec4 when every row of the inner axis is whole vec4s and every region allows it.
   const v4 = vec4Able(o.shape.inner, [o.out, ...placed.flatMap((p) => (p.region ? [p.region] : []))]);
   const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
@@ -186,13 +190,50 @@ ${chain}
   }
 }
 
+/** Most copy commands one concatenation or split records instead of its kernel. */
+const MAX_COPIES = 64;
+
+/**
+ * Whether the slices of `parts` can move by buffer copies between them and the concatenated
+ * tensor `whole`: on a CPU adapter (a copy there is a memory copy, a kernel's loads go lane by
+ * lane), at most {@linkcode MAX_COPIES} copies, and no part in `whole`'s buffer.
+ */
+function copyable(rec: Recorder, shape: AxisShape, parts: readonly Placed[], whole: Region): boolean {
+  return rec.kernels.gpu.isFallback && parts.length > 0 && shape.outer * parts.length <= MAX_COPIES &&
+    parts.every((p) => p.region && p.region.buffer !== whole.buffer);
+}
+
+/** Copies part `p`'s slice of every outer index between the part and the concatenated tensor. */
+function copySlices(
+  rec: Recorder,
+  label: string,
+  shape: AxisShape,
+  p: Placed,
+  total: number,
+  io: { from: Region; to: Region },
+): void {
+  const floats = p.len * shape.inner;
+  for (let o = 0; o < shape.outer; o++) {
+    const inPart = o * floats, inWhole = (o * total + p.start) * shape.inner;
+    const toWhole = io.from === p.region;
+    rec.copyBuffer(label, io.from, toWhole ? inPart : inWhole, io.to, toWhole ? inWhole : inPart, floats);
+  }
+}
+
 /** parts (+)= the matching slices of x along the axis; null parts are skipped. */
 export function splitAxis(
   rec: Recorder,
   o: { x: Region; parts: readonly AxisPart[]; shape: AxisShape },
 ): void {
   const { placed, total } = place(o.parts);
-  const live = placed.filter((p) => p.len > 0 && p.region);
+  // Parts that are overwritten take copies where they can; accumulated ones, the kernel.
+  const copied = placed.filter((p) => p.len > 0 && p.region && !p.accumulate);
+  const copies = copyable(rec, o.shape, copied, o.x);
+  if (copies) {
+    for (const p of copied) copySlices(rec, "split_copy", o.shape, p, total, { from: o.x, to: p.region! });
+  }
+  const live = placed.filter((p) => p.len > 0 && p.region && !(copies && copied.includes(p)));
+  if (live.length === 0) return;
   const v4 = vec4Able(o.shape.inner, [o.x, ...live.map((p) => p.region!)]);
   const inner = v4 ? o.shape.inner / 4 : o.shape.inner;
   const type = v4 ? "vec4<f32>" : "f32";

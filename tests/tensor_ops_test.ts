@@ -117,6 +117,8 @@ Deno.test("eltwise: an input listed twice gets both coefficients; accumulates in
   assertClose(acc.dx.get("b")!, acc.r[0].map((v) => 2 * v), { ...CLOSE, what: "accumulated d(b)" });
 });
 
+const outerOf = (s: Shape, axis: number) => numel(s.slice(0, axis));
+
 Deno.test("concat: channels of 3 inputs, 9 inputs (two dispatches) and axis 2; backward splits; accumulate", async () => {
   const cases: { shapes: Shape[]; axis: number }[] = [
     { shapes: [[2, 3, 4, 5], [2, 1, 4, 5], [2, 4, 4, 5]], axis: 1 },
@@ -129,6 +131,14 @@ Deno.test("concat: channels of 3 inputs, 9 inputs (two dispatches) and axis 2; b
     const lens = shapes.map((s) => s[axis]);
     const outer = numel(shapes[0].slice(0, axis)), inner = numel(shapes[0].slice(axis + 1));
     const p = await probe(new Concat("cat", { bottoms: names, top: "y", axis }), shapes);
+    // A CPU adapter moves the slices by buffer copies (at most 64 a layer), a GPU by kernels.
+    const labels = p.net.dispatchLabels("train");
+    const copies = p.net.gpu.isFallback && outerOf(shapes[0], axis) * shapes.length <= 64;
+    assert.equal(
+      labels.filter((l) => l.includes("concat_copy")).length,
+      copies ? outerOf(shapes[0], axis) * shapes.length : 0,
+    );
+    assert.equal(labels.some((l) => l.includes("split_copy")), copies);
     p.set(xs);
     assertClose((await p.forward())[0], concatRef(xs, lens, outer, inner), {
       ...EXACT,

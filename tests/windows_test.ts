@@ -135,3 +135,26 @@ Deno.test("copiesForReading: one view per region in its own slot, or nothing rec
   for (const t of rec.textures.values()) t.destroy();
   for (const r of [a, b]) r.buffer.destroy();
 });
+
+Deno.test("copyBuffer: moves floats between regions of two buffers; refuses one buffer or a range outside a region", async () => {
+  const gpu = await sharedGpu();
+  const a = createRegion(gpu, randomArray(12, 1)), b = createRegion(gpu, new Float32Array(12));
+  const rec = new Recorder(new KernelCache(gpu));
+  rec.owner = "cat";
+  rec.copyBuffer("concat_copy", a, 2, b, 5, 4);
+  assert.equal(rec.dispatches.length, 1);
+  await submitRecorded(rec);
+  const out = await download(gpu, b), src = await download(gpu, a);
+  assert.deepEqual([...out.slice(5, 9)], [...src.slice(2, 6)]);
+  assert.deepEqual([...out.slice(0, 5), ...out.slice(9)], new Array(8).fill(0));
+  assert.throws(
+    () => rec.copyBuffer("concat_copy", a, 0, a, 6, 4),
+    /layer "cat" copy "concat_copy".*different buffers/,
+  );
+  assert.throws(
+    () => rec.copyBuffer("concat_copy", a, 10, b, 0, 4),
+    /4 floats from float 10 of a 48-byte region/,
+  );
+  a.buffer.destroy();
+  b.buffer.destroy();
+});
