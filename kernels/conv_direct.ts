@@ -533,6 +533,15 @@ export function recordDirectDgrad(
 const WGRAD_BLOCKS = 2;
 
 /**
+ * Multiply-adds below which a weight gradient is not split over images. On llvmpipe every
+ * dispatch costs ~40-65 us of hand-over to the worker threads (2026-12-07, Zen 3, 4 threads)
+ * whatever it does, and the split's fold is one more: measured per call, the tiny preset's
+ * 4x4-map layers (65k-295k MACs) ran 0.15-0.17 ms faster unsplit, an 8x8 3x3 16->16 layer (1.2M)
+ * 0.08 ms slower and a 16x16 one (2.4M per dispatch) 1 ms slower.
+ */
+const WGRAD_SPLIT_MACS = 600_000;
+
+/**
  * How the weight gradient of `g` is cut: TM output channels and TC input channels per
  * invocation (TC > 1 only for small kernels, so TC x kh x kw values feed each dy value), and S
  * splits of the images.
@@ -563,8 +572,12 @@ export function wgradPlan(
   // At least WGRAD_BLOCKS workgroups, splitting the images (whole ones) when the channel blocks
   // are fewer. A fixed count rather than the machine's cores, so the summation order (and the
   // result, bit for bit) does not depend on the machine; two matched eight on the tiny preset.
+  // Not below WGRAD_SPLIT_MACS, where the fold's dispatch costs more than the second worker saves.
   const blocks = (g.k / tm) * Math.ceil(lanes / wg);
-  const splits = opts.split === false ? 1 : Math.max(1, Math.min(g.n, Math.ceil(WGRAD_BLOCKS / blocks)));
+  const macs = g.n * g.oh * g.ow * g.k * g.c * g.kh * g.kw;
+  const splits = opts.split === false || macs < WGRAD_SPLIT_MACS
+    ? 1
+    : Math.max(1, Math.min(g.n, Math.ceil(WGRAD_BLOCKS / blocks)));
   const perSplit = Math.ceil(g.n / splits);
   return { tm, tc, rows, lanes, wg, splits: Math.ceil(g.n / perSplit), perSplit };
 }
