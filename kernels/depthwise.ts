@@ -295,8 +295,12 @@ export function recordDepthwiseForward(
   opts: { accumulate?: boolean } = {},
 ): void {
   const g = io.geometry, epilogue = { bias: !!io.bias, accumulate: opts.accumulate };
-  // Rows of at least four outputs amortise the window's first load; narrower ones per element.
-  const k = g.ow >= 4 ? depthwiseForwardRowsKernel(g, { epilogue }) : depthwiseForwardKernel(g, { epilogue });
+  check(g);
+  // On a CPU adapter, rows of at least four outputs amortise the window's first load; narrower
+  // ones, and GPUs (one thread an output suits them), per element.
+  const k = rec.kernels.gpu.isFallback && g.ow >= 4
+    ? depthwiseForwardRowsKernel(g, { epilogue })
+    : depthwiseForwardKernel(g, { epilogue });
   rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
 }
 
