@@ -441,31 +441,18 @@ function recordSweep(
 }
 
 /**
- * Storage reads of each input value from which packing the input into a texture first pays: the
- * pack is one more pass of storage loads, so two reads would gain little.
+ * The sweeps' input packed into a texture on first use, on a CPU adapter: the pack is a memory
+ * copy (~4 GB/s on llvmpipe), and even a single pass of the sweep's loads costs more from storage
+ * (the tiny preset's 1x1 input gradient of 32 -> 256 channels: 1.94 -> 1.19 ms with the copy).
  */
-const PACK_READS = 3;
-
-/**
- * The sweeps' input packed into a texture on first use, when a CPU adapter would otherwise read
- * it from storage PACK_READS times or more (`reads`: sweeps x blocks of output channels x kernel
- * rows).
- */
-function lazyPack(rec: Recorder, x: Region, floats: number, reads: number): () => GPUTextureView | null {
+function lazyPack(rec: Recorder, x: Region, floats: number): () => GPUTextureView | null {
   let view: GPUTextureView | null | undefined;
   return () => {
     if (view === undefined) {
-      view = rec.kernels.gpu.isFallback && reads >= PACK_READS
-        ? packImages(rec, x, 1, floats)?.[0] ?? null
-        : null;
+      view = rec.kernels.gpu.isFallback ? packImages(rec, x, 1, floats)?.[0] ?? null : null;
     }
     return view;
   };
-}
-
-/** Times a sweep plan reads each input value from storage: sweeps x blocks of TM output channels x kernel rows. */
-function sweepReads(plan: readonly { s: SweepShape }[]): number {
-  return plan.reduce((t, { s }) => t + (s.oCount / sweepBlock(s).tm) * s.kh, 0);
 }
 
 /** Records a forward convolution as sweeps; false (nothing recorded) when a weight window cannot be bound. */
@@ -482,7 +469,7 @@ export function recordDirectForward(
     w: uniformWindow(io.w, s.o0 * s.os * 4, weightWindowFloats(s), align),
   }));
   if (plan.some((p) => !p.w)) return false;
-  const packed = lazyPack(rec, io.x, g.n * g.c * g.h * g.w, sweepReads(plan));
+  const packed = lazyPack(rec, io.x, g.n * g.c * g.h * g.w);
   for (const { s, w } of plan) {
     const label = `conv_fwd_direct ${shapeLabel(g)}${io.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}${
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
@@ -512,7 +499,7 @@ export function recordDirectDgrad(
     w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
   }));
   if (plan.some((p) => !p.w)) return false;
-  const packed = lazyPack(rec, io.dy, g.n * g.k * g.oh * g.ow, sweepReads(plan));
+  const packed = lazyPack(rec, io.dy, g.n * g.k * g.oh * g.ow);
   plan.forEach(({ s, w }, i) => {
     const acc = opts.accumulate || i > 0, bias = !!io.bias && i === 0;
     const label = `conv_dgrad_direct ${shapeLabel(g)}${bias ? " +bias" : ""}${acc ? " +=" : ""}${
@@ -962,10 +949,9 @@ function recordUniformWgrad(
   const vec4 = blocks.every((b) => b.windows.every((w) => vec4Region(w.x!) && vec4Region(w.dy!)));
   const dyPacked = textureDy ? packImages(rec, io.dy, g.n, g.k * OHW) : null;
   if (textureDy && !dyPacked) return false;
-  // x from storage, read again by every block of TM output channels: where that is PACK_READS
-  // times or more, pack the single images into a texture first, one pass over x.
-  const reads = g.k / wgradPlan(sg).tm;
-  const packed = !uniformX && images === 1 && (reads >= PACK_READS || textureDy) && rec.kernels.gpu.isFallback
+  // x not through windows, single images: on a CPU adapter copied into a texture first (a copy
+  // costs less than one pass of storage loads).
+  const packed = !uniformX && images === 1 && rec.kernels.gpu.isFallback
     ? packImages(rec, io.x, g.n, g.c * HW, 1)
     : null;
   const k = directWgradKernel(sg, {
