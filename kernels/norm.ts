@@ -21,7 +21,14 @@ import {
   u32,
 } from "./kernel.ts";
 import { LANES_WG, type ReduceLayout, reduceLayout, workgroupFold } from "./reduce.ts";
-import { disjointBuffers, type SliceWindows, sliceWindows, uniformBindings } from "./windows.ts";
+import {
+  copiesForReading,
+  disjointBuffers,
+  type SliceWindows,
+  sliceWindows,
+  textureDecl,
+  uniformBindings,
+} from "./windows.ts";
 
 /**
  * Threads per reducing workgroup. On a CPU adapter a workgroup runs as SIMD chunks that switch at
@@ -107,13 +114,15 @@ type Load = (name: string) => string;
  * WGSL walking every value of channel `c` in memory order (images, then positions), four at a
  * time when `vec` (each storage tensor then bound as `array<vec4<f32>>`). `body(i, ld)` gets the
  * flat (vec4) index and a reader: `ld(name)` is that tensor's value there, from its window
- * `NAME{w}` when it is one of `win`'s names, else from storage `NAME[i]`.
+ * `NAME{w}` when it is one of `win`'s names, from a texture copy `NAME_4(i)` when one of `tex`
+ * (vec only), else from storage `NAME[i]`.
  */
 function walkChannel(
   s: ChannelShape,
   vec: boolean,
   win: LaneWindows | null,
   body: (i: string, ld: Load) => string,
+  tex: readonly string[] = [],
 ): string {
   const inner = vec ? s.inner / 4 : s.inner;
   const slice = s.channels * inner;
@@ -126,7 +135,7 @@ function walkChannel(
 ${body("i", ld)}
     }
   }`;
-  if (!win) return walk(s.outer, 0, (name) => `${name}[i]`);
+  if (!win) return walk(s.outer, 0, (name) => tex.includes(name) ? `${name}_4(i)` : `${name}[i]`);
   const { cut, names } = win;
   return cut.regions.map((_, w) =>
     walk(cut.count(w), w * cut.perWindow, (name) => {
@@ -152,6 +161,29 @@ function laneWindows(
   const cuts = names.map((n) => sliceWindows(rec, reads[n], s.outer, s.channels * s.inner, budget));
   if (cuts.some((c) => !c) || !disjointBuffers(Object.values(reads), writes)) return null;
   return { win: { names, cut: cuts[0]! }, regions: cuts.map((c) => c!.regions) };
+}
+
+/**
+ * Texture copies of the tensors `reads` of a vec4 lanes kernel on a CPU adapter that would read
+ * them from storage (no windows): a storage load there takes a lane-by-lane path, a copy is a
+ * memory copy (see windows.ts). Null, with nothing recorded, when not a CPU adapter, not vec4, or
+ * a region cannot be copied. The kernel reads `NAME_4(i)` ({@linkcode textureDecls}).
+ */
+function laneTextures(
+  rec: Recorder,
+  s: ChannelShape,
+  vec: boolean,
+  reads: Record<string, Region>,
+): { names: string[]; views: GPUTextureView[] } | null {
+  if (!rec.kernels.gpu.isFallback || !vec) return null;
+  const names = Object.keys(reads);
+  const views = copiesForReading(rec, names.map((n) => reads[n]), s.outer * s.channels * s.inner);
+  return views ? { names, views } : null;
+}
+
+/** Declarations of the texture copies of {@linkcode laneTextures}, bound from `first`. */
+function textureDecls(names: readonly string[], first: number): string {
+  return names.map((n, k) => textureDecl(first + k, `${n}_t`, `${n}_`)).join("\n");
 }
 
 /** Declarations of the window bindings `NAME{w}`, numbered from `first`. */
@@ -302,27 +334,37 @@ function batchNormForwardLanes(rec: Recorder, o: BatchNormForwardOptions): void 
     run?.var,
     run?.scale,
   ]);
-  if (!windows) b.read("x", o.x, T);
+  const tex = windows ? null : laneTextures(rec, s, vec, { x: o.x });
+  if (!windows && !tex) b.read("x", o.x, T);
   const a = affineBindings(b, o, !!run);
   b.write("y", o.y, T).write("saved", o.stats.saved);
   if (run) b.write("rmean", run.mean).write("rvar", run.var).write("rscale", run.scale);
   const win = windows?.win ?? null;
+  const texNames = tex?.names ?? [];
   const code = `${b.code}
-${win ? windowDecls(win, b.list.length) : ""}
+${win ? windowDecls(win, b.list.length) : tex ? textureDecls(tex.names, b.list.length) : ""}
 @compute @workgroup_size(${LANES_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= ${u32(C)}) { return; }
   // Mean and variance in one pass over the channel, of x shifted by its first value so the
   // squares do not cancel: var = E[(x - K)^2] - E[x - K]^2 with K close to the mean.
-  let K = ${win ? firstValue(s) : vec ? `x[c * ${u32(s.inner / 4)}].x` : `x[c * ${u32(s.inner)}]`};
+  let K = ${
+    win
+      ? firstValue(s)
+      : tex
+      ? `x_4(c * ${u32(s.inner / 4)}).x`
+      : vec
+      ? `x[c * ${u32(s.inner / 4)}].x`
+      : `x[c * ${u32(s.inner)}]`
+  };
   var s1 = ${T}();
   var s2 = ${T}();
 ${
     walkChannel(s, vec, win, (_i, ld) =>
       `      let d = ${ld("x")} - ${T}(K);
       s1 += d;
-      s2 += d * d;`)
+      s2 += d * d;`, texNames)
   }
   let m1 = ${hsum("s1", vec)} * ${f32(1 / M)};
   let mean = K + m1;
@@ -333,15 +375,19 @@ ${
 ${
     walkChannel(s, vec, win, (i, ld) =>
       `      let z = ${ld("x")} * ${T}(scale) + ${T}(shift);
-      y[${i}] = ${o.relu ? `max(z, ${T}())` : "z"};`)
+      y[${i}] = ${o.relu ? `max(z, ${T}())` : "z"};`, texNames)
   }
   saved[c] = mean;
   saved[${u32(C)} + c] = inv;${run ? runningUpdate(run, M) : ""}
 }`;
   const label = `bn_fwd batch lanes${o.relu ? " relu" : ""}${run ? " update" : ""}${vec ? " v4" : ""}${
-    win ? ` ux${win.cut.regions.length}` : ""
+    win ? ` ux${win.cut.regions.length}` : tex ? " tex" : ""
   }`;
-  rec.dispatch({ label, code }, [...b.regions, ...(windows?.regions.flat() ?? [])], grid1d(C, LANES_WG));
+  rec.dispatch(
+    { label, code },
+    [...b.regions, ...(windows?.regions.flat() ?? []), ...(tex?.views ?? [])],
+    grid1d(C, LANES_WG),
+  );
 }
 
 /** WGSL for the first value of channel `c` (image 0) read from window `x0`. */
@@ -455,8 +501,10 @@ function batchNormBackwardLanes(rec: Recorder, o: BatchNormBackwardOptions): voi
   const T = vec ? "vec4<f32>" : "f32";
   const b = new Bind();
   const windows = laneWindows(rec, s, { x: o.x, dy: o.dy }, [o.dx, o.dgamma, o.dbeta]);
-  if (!windows) b.read("x", o.x, T).read("dy", o.dy, T);
+  const tex = windows ? null : laneTextures(rec, s, vec, { x: o.x, dy: o.dy });
+  if (!windows && !tex) b.read("x", o.x, T).read("dy", o.dy, T);
   const win = windows?.win ?? null;
+  const texNames = tex?.names ?? [];
   const a = affineBindings(b, o);
   const batch = o.stats.kind === "batch";
   if (o.stats.kind === "batch") b.read("saved", o.stats.saved);
@@ -485,7 +533,7 @@ ${
       walkChannel(s, vec, win, (_i, ld) =>
         `${grad(ld)}
       sg += g;
-      sgx += g * xh;`)
+      sgx += g * xh;`, texNames)
     }
   let tg = ${hsum("sg", vec)};
   let tgx = ${hsum("sgx", vec)};
@@ -497,7 +545,7 @@ ${
 ${
           walkChannel(s, vec, win, (i, ld) =>
             `${grad(ld)}
-      dx[${i}] = ${acc(i)}${T}(k) * (g - ${T}(mg) - xh * ${T}(mgx));`)
+      dx[${i}] = ${acc(i)}${T}(k) * (g - ${T}(mg) - xh * ${T}(mgx));`, texNames)
         }`
         : ""
     }`;
@@ -513,13 +561,13 @@ ${
             ? `
       dx[${i}] = ${acc(i)}${T}(k) * g;`
             : ""
-        }`)
+        }`, texNames)
     }
   let tg = ${hsum("sg", vec)};
   let tgx = ${hsum("sgx", vec)};`;
   }
   const code = `${b.code}
-${win ? windowDecls(win, b.list.length) : ""}
+${win ? windowDecls(win, b.list.length) : tex ? textureDecls(tex.names, b.list.length) : ""}
 @compute @workgroup_size(${LANES_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
@@ -533,8 +581,12 @@ ${body}
 }`;
   const label = `bn_bwd ${batch ? "batch" : "running"} lanes${o.relu ? " relu" : ""}${
     o.accumulate ? " acc" : ""
-  }${vec ? " v4" : ""}${win ? ` ux${win.cut.regions.length}` : ""}`;
-  rec.dispatch({ label, code }, [...b.regions, ...(windows?.regions.flat() ?? [])], grid1d(C, LANES_WG));
+  }${vec ? " v4" : ""}${win ? ` ux${win.cut.regions.length}` : tex ? " tex" : ""}`;
+  rec.dispatch(
+    { label, code },
+    [...b.regions, ...(windows?.regions.flat() ?? []), ...(tex?.views ?? [])],
+    grid1d(C, LANES_WG),
+  );
 }
 
 /** Options of {@linkcode groupNormForward}. */

@@ -100,12 +100,14 @@ for (
 }
 
 // On CPU adapters the lanes layout reads x (and dy) through uniform windows of whole images:
-// several windows with a short last one, one scalar window, and images too large for any.
+// several windows with a short last one, one scalar window; images too large for any from
+// texture copies where they are whole vec4s, else from storage.
 for (
   const [shape, want] of [
     [[5, 8, 40, 16], / ux2$/], // 5120 floats an image: windows of 3 and 2 images, vec4
     [[3, 4, 13, 11], / ux1$/], // rows not whole vec4s: scalar reads of one window
-    [[2, 2, 100, 90], / v4$/], // 18,000 floats an image: storage reads (no " ux" in the label)
+    [[2, 2, 100, 90], / v4 tex$/], // 18,000 floats an image: texture copies
+    [[2, 2, 101, 90], / (update|relu|acc)$/], // 18,180, not whole vec4s: scalar storage reads
   ] as const
 ) {
   Deno.test(`batch_norm: ${shape.join("x")} lanes layout with input windows, GPU vs CPU twin`, async () => {
