@@ -171,7 +171,7 @@ Deno.test("run config: bad augmentation fields in config.json name the file, the
  */
 const GOLDEN = {
   adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
-  sha256: "ba165c1cb9e4446c9ad85bf88dce99e9b3af457c5656b562145eb5eb1e2de3f4",
+  sha256: "dd105a7224873c2529df1594ee88f04400f466d7e0121bac6e9cdabbc8570fe7",
 };
 
 async function parameterDigest(path: string): Promise<string> {
