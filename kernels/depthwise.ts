@@ -17,7 +17,7 @@
  * @module
  */
 import { type ConvGeometry, type Epilogue, isDepthwise } from "./conv_geometry.ts";
-import { elementwise, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
+import { type Binding, elementwise, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
 
 function check(g: ConvGeometry): void {
   if (!isDepthwise(g)) {
@@ -31,6 +31,42 @@ function label(kind: string, g: ConvGeometry, ep: Epilogue): string {
   return `dw_${kind} ${g.n}x${g.c}x${g.h}x${g.w} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}${
     ep.bias ? " +bias" : ""
   }${ep.accumulate ? " acc" : ""}`;
+}
+
+/** The bindings of a depthwise kernel reading `input` and writing `output`: input, w, [bias], output. */
+function bindings(input: string, output: string, ep: Epilogue): Binding[] {
+  return [
+    { name: input, access: "read" },
+    { name: "w", access: "read" },
+    ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
+    { name: output, access: "read_write" },
+  ];
+}
+
+/**
+ * A row-walking kernel: one invocation per (image, channel, `row` of `rows`), in workgroups of one
+ * SIMD chunk (few invocations, each doing a row's work). `body` sees `i`, the row, `plane`
+ * (image * channels + channel), `ch` and `wb` (the channel's first weight).
+ */
+function rowWalk(
+  kind: string,
+  g: ConvGeometry,
+  ep: Epilogue,
+  io: [string, string],
+  o: { row: string; rows: number },
+  body: string,
+): { src: KernelSource; groups: [number, number, number] } {
+  const k = elementwise(label(kind, g, ep), {
+    bindings: bindings(io[0], io[1], ep),
+    n: g.n * g.c * o.rows,
+    wg: 8,
+    body: `  let ${o.row} = i % ${u32(o.rows)};
+  let plane = i / ${u32(o.rows)};
+  let ch = plane % ${u32(g.c)};
+  let wb = ch * ${u32(g.kh * g.kw)};
+${body}`,
+  });
+  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
 }
 
 /** The store of one finished value `v` of channel `ch` to `out[i]`, per the epilogue. */
@@ -50,12 +86,7 @@ export function depthwiseForwardKernel(
   const ep = opts.epilogue ?? {};
   const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
   const k = elementwise(label("fwd", g, ep), {
-    bindings: [
-      { name: "x", access: "read" },
-      { name: "w", access: "read" },
-      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
-      { name: "y", access: "read_write" },
-    ],
+    bindings: bindings("x", "y", ep),
     n: g.n * g.c * oh * ow,
     // Unsigned wrap-around turns a negative coordinate into a huge one: one compare per axis.
     body: `  let ox = i % ${u32(ow)};
@@ -106,23 +137,15 @@ export function depthwiseForwardRowsKernel(
   };
   let chain = "0.0";
   for (const r of R) for (const s of S) chain = `fma(${v(r, s)}, w${r}_${s}, ${chain})`;
-  const k = elementwise(label("fwd rows", g, ep), {
-    bindings: [
-      { name: "x", access: "read" },
-      { name: "w", access: "read" },
-      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
-      { name: "y", access: "read_write" },
-    ],
-    n: g.n * g.c * oh,
-    // Few invocations, each walking a row: spread them over workgroups of one SIMD chunk.
-    wg: 8,
-    // Unsigned wrap-around turns a negative coordinate into a huge one: one compare per axis.
-    body: `  let oy = i % ${u32(oh)};
-  let plane = i / ${u32(oh)};
-  let ch = plane % ${u32(g.c)};
-  let xb = plane * ${u32(h * w)};
+  // Unsigned wrap-around turns a negative coordinate into a huge one: one compare per axis.
+  return rowWalk(
+    "fwd rows",
+    g,
+    ep,
+    ["x", "y"],
+    { row: "oy", rows: oh },
+    `  let xb = plane * ${u32(h * w)};
   let yb = i * ${u32(ow)};
-  let wb = ch * ${u32(kh * kw)};
 ${R.map((r) => S.map((s) => `  let w${r}_${s} = w[wb + ${u32(r * kw + s)}];`).join("\n")).join("\n")}
 ${
       R.map((r) =>
@@ -138,8 +161,7 @@ ${R.map((r) => S.slice(keep).map((s) => `    let ${v(r, s)} = ${load(r, s, "ox")
     y[yb + ox] = ${ep.accumulate ? "y[yb + ox] + " : ""}${ep.bias ? "acc + bias[ch]" : "acc"};
 ${R.map((r) => S.slice(0, keep).map((s) => `    ${v(r, s)} = ${v(r, s + sw)};`).join("\n")).join("\n")}
   }`,
-  });
-  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+  );
 }
 
 /**
@@ -155,12 +177,7 @@ export function depthwiseDgradKernel(
   const ep = opts.epilogue ?? {};
   const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
   const k = elementwise(label("dgrad", g, ep), {
-    bindings: [
-      { name: "dy", access: "read" },
-      { name: "w", access: "read" },
-      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
-      { name: "dx", access: "read_write" },
-    ],
+    bindings: bindings("dy", "dx", ep),
     n: g.n * g.c * h * w,
     // ty = iy + ph - r must be a non-negative multiple of the stride: start r at the one residue
     // that qualifies and step by the stride; oy = ty / sh then only needs an upper bound (a tap
@@ -263,29 +280,20 @@ export function depthwiseDgradRowsKernel(
     const [r, sx] = n.slice(1).split("_").map(Number);
     return `  let ${n} = w[wb + ${u32(r * kw + sx)}];`;
   });
-  const k = elementwise(label("dgrad rows", g, ep), {
-    bindings: [
-      { name: "dy", access: "read" },
-      { name: "w", access: "read" },
-      ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
-      { name: "dx", access: "read_write" },
-    ],
-    n: g.n * g.c * HB,
-    // Few invocations, each walking a row: spread them over workgroups of one SIMD chunk.
-    wg: 8,
-    body: `  let by = i % ${u32(HB)};
-  let plane = i / ${u32(HB)};
-  let ch = plane % ${u32(g.c)};
-  let yb = plane * ${u32(oh * ow)};
+  return rowWalk(
+    "dgrad rows",
+    g,
+    ep,
+    ["dy", "dx"],
+    { row: "by", rows: HB },
+    `  let yb = plane * ${u32(oh * ow)};
   let xb = plane * ${u32(h * w)} + by * ${u32(sh * w)};
-  let wb = ch * ${u32(kh * kw)};
 ${wl.join("\n")}
 ${decls.join("\n")}
   for (var bx = 0u; bx < ${u32(WB)}; bx++) {
 ${lines.join("\n")}
   }`,
-  });
-  return { src: k.src, groups: [k.groups[0], k.groups[1] ?? 1, 1] };
+  );
 }
 
 /** Records y (+)= depthwise_conv(x, w) (+ bias). */
