@@ -139,14 +139,22 @@ export class Recorder {
   }
 
   /**
-   * An rgba32float 2-D array texture of `width` x `height` x `layers`, writable from kernels and
-   * readable with textureLoad. One per size, slot and recorder: the program runs its dispatches
-   * in order, so every user packs its data in just before reading it; operands read together
-   * take different slots.
+   * An rgba32float 2-D array texture of `width` x at least `height` x `layers`, writable from
+   * kernels and readable with textureLoad: the shortest one already made for this width, layer
+   * count and slot that is tall enough, else a new one. The program runs its dispatches in order,
+   * so every user copies its data in just before reading it; operands read together take
+   * different slots.
    */
   scratchTexture(width: number, height: number, layers: number, slot = 0): GPUTexture {
+    let t: GPUTexture | undefined;
+    for (const [k, u] of this.textures) {
+      if (
+        k.endsWith(`/${slot}`) && u.width === width && u.depthOrArrayLayers === layers && u.height >= height
+      ) {
+        if (!t || u.height < t.height) t = u;
+      }
+    }
     const key = `${width}x${height}x${layers}/${slot}`;
-    let t = this.textures.get(key);
     if (!t) {
       t = this.kernels.gpu.device.createTexture({
         label: `scratch ${key}`,
