@@ -177,26 +177,24 @@ function pairsFromTexture(
   if (!views) return false;
   const W = g.width, PH = g.height / 2, PW = W / 2, Q = W / 4;
   // Window maxima in window_argmax's order: (0,0), (0,1), (1,0), (1,1); k is the winner's index.
-  const pick = (side: string, a: string, b: string) =>
-    `  var m${side} = ${a}.${side === "l" ? "x" : "z"};
-  var k${side} = 0u;
-  if (${a}.${side === "l" ? "y" : "w"} > m${side}) { m${side} = ${a}.${
-      side === "l" ? "y" : "w"
-    }; k${side} = 1u; }
-  if (${b}.${side === "l" ? "x" : "z"} > m${side}) { m${side} = ${b}.${
-      side === "l" ? "x" : "z"
-    }; k${side} = 2u; }
-  if (${b}.${side === "l" ? "y" : "w"} > m${side}) { m${side} = ${b}.${
-      side === "l" ? "y" : "w"
-    }; k${side} = 3u; }`;
+  // The left window is texels' components x, y; the right one z, w.
+  const pick = (side: "l" | "r") => {
+    const [u, v] = side === "l" ? ["x", "y"] : ["z", "w"];
+    const m = `m${side}`, k = `k${side}`;
+    return `  var ${m} = a.${u};
+  var ${k} = 0u;
+  if (a.${v} > ${m}) { ${m} = a.${v}; ${k} = 1u; }
+  if (b.${u} > ${m}) { ${m} = b.${u}; ${k} = 2u; }
+  if (b.${v} > ${m}) { ${m} = b.${v}; ${k} = 3u; }`;
+  };
   const head = `  let q = i % ${u32(Q)};
   let ph = (i / ${u32(Q)}) % ${u32(PH)};
   let plane = i / ${u32(Q * PH)};
   let t = (plane * ${u32(g.height * W)} + ph * ${u32(2 * W)}) / 4u + q;
   let a = x_4(t);
   let b = x_4(t + ${u32(Q)});
-${pick("l", "a", "b")}
-${pick("r", "a", "b")}
+${pick("l")}
+${pick("r")}
   let o = (plane * ${u32(PH)} + ph) * ${u32(PW)} + 2u * q;`;
   const n = g.planes * PH * Q;
   if (!bwd) {

@@ -150,7 +150,7 @@ export function concatAxis(
 ): void {
   const { placed, total } = place(o.parts);
   if (!o.accumulate && placed.every((p) => p.region) && copyable(rec, o.shape, placed, o.out)) {
-    for (const p of placed) copySlices(rec, "concat_copy", o.shape, p, total, { from: p.region!, to: o.out });
+    for (const p of placed) copySlices(rec, "concat_copy", o.shape, p, total, o.out, true);
     return;
   }
   // In units of vec4 when every row of the inner axis is whole vec4s and every region allows it.
@@ -203,20 +203,24 @@ function copyable(rec: Recorder, shape: AxisShape, parts: readonly Placed[], who
     parts.every((p) => p.region && p.region.buffer !== whole.buffer);
 }
 
-/** Copies part `p`'s slice of every outer index between the part and the concatenated tensor. */
+/**
+ * Copies part `p`'s slice of every outer index between the part and the concatenated tensor
+ * `whole`: into `whole` (concat) or out of it (split).
+ */
 function copySlices(
   rec: Recorder,
   label: string,
   shape: AxisShape,
   p: Placed,
   total: number,
-  io: { from: Region; to: Region },
+  whole: Region,
+  into: boolean,
 ): void {
-  const floats = p.len * shape.inner;
+  const floats = p.len * shape.inner, part = p.region!;
   for (let o = 0; o < shape.outer; o++) {
     const inPart = o * floats, inWhole = (o * total + p.start) * shape.inner;
-    const toWhole = io.from === p.region;
-    rec.copyBuffer(label, io.from, toWhole ? inPart : inWhole, io.to, toWhole ? inWhole : inPart, floats);
+    if (into) rec.copyBuffer(label, part, inPart, whole, inWhole, floats);
+    else rec.copyBuffer(label, whole, inWhole, part, inPart, floats);
   }
 }
 
@@ -230,7 +234,7 @@ export function splitAxis(
   const copied = placed.filter((p) => p.len > 0 && p.region && !p.accumulate);
   const copies = copyable(rec, o.shape, copied, o.x);
   if (copies) {
-    for (const p of copied) copySlices(rec, "split_copy", o.shape, p, total, { from: o.x, to: p.region! });
+    for (const p of copied) copySlices(rec, "split_copy", o.shape, p, total, o.x, false);
   }
   const live = placed.filter((p) => p.len > 0 && p.region && !(copies && copied.includes(p)));
   if (live.length === 0) return;

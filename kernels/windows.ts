@@ -7,9 +7,10 @@
  * is their loads read their inputs through windows where the tensor can be cut into them. GPUs
  * keep storage reads: there a lane-varying uniform load serialises.
  *
- * Operands too large for windows can be packed into a scratch rgba32float texture by one pass
- * over the buffer, then read with textureLoad: ~55 cycles for a texel of four floats in the same
- * benchmark. Worth it where the kernels after the pack read each value several times.
+ * Operands too large for windows are copied into a scratch rgba32float texture (a buffer-to-texture
+ * copy, which llvmpipe runs as a memory copy) and read with textureLoad: ~55 cycles for a texel of
+ * four floats in the same benchmark. The copy costs less than even one pass of storage loads, so
+ * kernels on CPU adapters take it wherever the operand can be copied.
  * @module
  */
 import { type Recorder, type Region, u32 } from "./kernel.ts";
