@@ -113,7 +113,12 @@ export function sweepBlock(
   // than with one row of 8 (32 outputs gained little more and halves the lanes again).
   const tr = divisorAtMost(s.hout, Math.max(1, Math.floor(16 / tn)));
   const lanes = s.n * (s.hout / tr) * (s.wout / tn);
-  return { tm, tr, tn, lanes, wg: fitWorkgroup(lanes) };
+  // At least two workgroups where the lanes allow, so that both cores of a 2-core CPU take part:
+  // an 8x8 3x3 16->16 layer (32 lanes, one block of channels) ran ~12% faster per call as two
+  // workgroups of 16 than as one of 32. Each lane's sums are its own, so results do not change.
+  let wg = fitWorkgroup(lanes);
+  while (wg > 8 && Math.ceil(lanes / wg) * (s.oCount / tm) < 2) wg /= 2;
+  return { tm, tr, tn, lanes, wg };
 }
 
 /** Invocations per workgroup of the direct kernels: a few SIMD chunks each, many workgroups to share. */
