@@ -67,6 +67,8 @@ export interface BuildOptions {
    * gradient back to its inputs. False records every sum as its own layer (comparisons, tests).
    */
   fuse?: boolean;
+  /** Run the monitor-only layers every this many training steps (default 1; see {@linkcode Net.monitorEvery}). */
+  monitorEvery?: number;
 }
 
 /** One parameter tensor in the flat parameter buffer. */
@@ -135,6 +137,13 @@ function align(n: number, a: number): number {
 }
 
 /** A built network. */
+/**
+ * A recorded program: the training step ("train"), the training step without the monitor-only
+ * layers ("train-lean", see {@linkcode Net.monitorEvery}; the full step when there are none), or
+ * the inference pass.
+ */
+export type Phase = "train" | "train-lean" | "infer";
+
 export class Net {
   readonly gpu: Gpu;
   readonly name: string;
@@ -145,6 +154,14 @@ export class Net {
   readonly seed: number;
   /** Iterations completed (the solver's iteration counter). */
   iter = 0;
+  /**
+   * The monitor-only layers (training-batch metrics such as MPJPE; see `#monitorOnlyLayers`) run
+   * on the training steps whose iteration is a multiple of this, and on the first step after the
+   * build; the other steps skip their dispatches, and their scalars keep the last values computed,
+   * so a window's mean is the mean of the steps that ran them. Losses and every update are
+   * unaffected. 1 (the default) runs them every step.
+   */
+  monitorEvery: number;
   #layers: LayerInfo[] = [];
   #blobs = new Map<string, BlobInfo>();
   #inputs: string[];
@@ -155,6 +172,10 @@ export class Net {
   #hyper: GPUBuffer;
   #workspace: Region | null = null;
   #train: Dispatch[] | null = null;
+  /** The training step without the monitor-only layers' forward dispatches (null when it has none). */
+  #trainLean: Dispatch[] | null = null;
+  /** Whether a full training step ran since the build, so every monitor scalar holds a value. */
+  #monitored = false;
   #infer = new Map<boolean, Dispatch[]>();
   #globalStats: boolean;
   #bytes = 0;
@@ -175,6 +196,7 @@ export class Net {
     this.solver = opts.solver ?? null;
     this.seed = opts.seed ?? 1;
     this.#globalStats = opts.globalStats ?? false;
+    this.monitorEvery = opts.monitorEvery ?? 1;
     this.#inputs = Object.keys(def.inputs);
     const wantTrain = opts.train ?? !!opts.solver;
     const { decls, workspaceFloats } = this.#setupLayers(def, opts);
@@ -469,7 +491,13 @@ export class Net {
   #recordPrograms(wantTrain: boolean): void {
     if (wantTrain) {
       if (!this.solver) throw new Error(`net "${this.name}": training needs a solver`);
-      this.#train = this.#record({ phase: "train", globalStats: false }, true);
+      const monitors = this.#monitorOnlyLayers();
+      const skip = new Set<number>();
+      this.#train = this.#record({ phase: "train", globalStats: false }, true, {
+        layers: monitors,
+        indices: skip,
+      });
+      if (skip.size) this.#trainLean = this.#train.filter((_, i) => !skip.has(i));
     }
     this.#infer.set(
       this.#globalStats,
@@ -642,12 +670,45 @@ export class Net {
     return { shape: e.decl.shape, region: { buffer: this.layout.data, offset: e.offset, size: e.count * 4 } };
   }
 
-  #record(mode: Mode, withBackward: boolean): Dispatch[] {
+  /**
+   * Layers whose forward only feeds scalars no training step needs (metrics such as MPJPE, and
+   * what only they read): they run no backward, hold no parameters (batch norm's running
+   * statistics are parameters), and every consumer of their tops is such a layer too. Their state
+   * buffers are scratch only they use.
+   */
+  #monitorOnlyLayers(): Set<number> {
+    const needed = new Set<number>();
+    for (let li = this.#layers.length - 1; li >= 0; li--) {
+      const info = this.#layers[li];
+      const feedsNeeded = info.layer.tops.some((t) =>
+        this.#blobs.get(t)!.consumers.some((c) => needed.has(c))
+      );
+      if (
+        info.runsBackward || info.params.length || this.#addTo.has(li) || feedsNeeded ||
+        this.#fused.has(li)
+      ) needed.add(li);
+    }
+    return new Set(this.#layers.keys().filter((li) => !needed.has(li)));
+  }
+
+  /**
+   * Records a program. With `monitors`, the indices of the dispatches and copies that the forward
+   * of `monitors.layers` recorded go into `monitors.indices`.
+   */
+  #record(
+    mode: Mode,
+    withBackward: boolean,
+    monitors?: { layers: ReadonlySet<number>; indices: Set<number> },
+  ): Dispatch[] {
     const rec = new Recorder(this.kernels);
     for (const [li, info] of this.#layers.entries()) {
       if (this.#fused.has(li)) continue;
       rec.owner = info.layer.name;
+      const first = rec.dispatches.length;
       info.layer.forward({ ...this.#forwardContext(info, rec, mode), addToTops: this.#addTo.get(li) });
+      if (monitors?.layers.has(li)) {
+        for (let i = first; i < rec.dispatches.length; i++) monitors.indices.add(i);
+      }
     }
     if (withBackward) {
       for (let li = this.#layers.length - 1; li >= 0; li--) {
@@ -728,15 +789,23 @@ export class Net {
     return this.#scalarNames;
   }
 
-  /** Labels ("layer: kernel") of the dispatches of the training step (or inference pass), in order. */
-  dispatchLabels(phase: "train" | "infer" = "train"): string[] {
-    return ((phase === "train" ? this.#train : this.#infer.get(this.#globalStats)) ?? []).map((d) => d.label);
+  /**
+   * Labels ("layer: kernel") of the dispatches of the training step, in order: all of them, or
+   * ("train-lean") those of the steps that skip the monitor-only layers; or of the inference pass.
+   */
+  dispatchLabels(phase: Phase = "train"): string[] {
+    return (this.#program(phase) ?? []).map((d) => d.label);
+  }
+
+  /** The recorded program of `phase` (null when the net was built without it). */
+  #program(phase: Phase): Dispatch[] | null {
+    if (phase === "infer") return this.#infer.get(this.#globalStats) ?? null;
+    return phase === "train-lean" ? this.#trainLean ?? this.#train : this.#train;
   }
 
   /** Number of kernel dispatches in the training step (or inference pass); copies not counted. */
-  dispatchCount(phase: "train" | "infer" = "train"): number {
-    const list = (phase === "train" ? this.#train : this.#infer.get(this.#globalStats)) ?? [];
-    return list.filter((d) => !("copy" in d)).length;
+  dispatchCount(phase: Phase = "train"): number {
+    return (this.#program(phase) ?? []).filter((d) => !("copy" in d)).length;
   }
 
   /** Shape of a blob. */
@@ -776,7 +845,10 @@ export class Net {
       0,
       this.solver!.hyper(this.iter) as Float32Array<ArrayBuffer>,
     );
-    this.#submit(this.#train);
+    const lean = this.#trainLean && this.#monitored && this.monitorEvery > 1 &&
+      this.iter % this.monitorEvery !== 0;
+    this.#submit(lean ? this.#trainLean! : this.#train);
+    if (!lean) this.#monitored = true;
     this.iter++;
   }
 
@@ -820,10 +892,10 @@ export class Net {
    * Times every dispatch of a program (see {@linkcode profileDispatches}): milliseconds per
    * kernel label summed over repeats, slowest first.
    */
-  async profile(phase: "train" | "infer" = "train", repeats = 1): Promise<KernelTime[]> {
-    const list = phase === "train" ? this.#train : this.#infer.get(this.#globalStats);
+  async profile(phase: Phase = "train", repeats = 1): Promise<KernelTime[]> {
+    const list = this.#program(phase);
     if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
-    if (phase === "train") {
+    if (phase !== "infer") {
       this.gpu.device.queue.writeBuffer(
         this.#hyper,
         0,
@@ -841,10 +913,10 @@ export class Net {
    * discards the accumulated scalars.
    */
   async replayProfile(
-    phase: "train" | "infer" = "train",
+    phase: Phase = "train",
     opts: { lo?: number; hi?: number; trials?: number } = {},
   ): Promise<FamilyTime[]> {
-    const list = phase === "train" ? this.#train : this.#infer.get(this.#globalStats);
+    const list = this.#program(phase);
     if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
     const times = await replayFamilies(this.gpu, list, opts);
     await this.readScalars(); // the replays accumulated scalars out of step: start clean

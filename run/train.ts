@@ -19,7 +19,14 @@ import { createPipeline, type Pipeline } from "../stages/pipeline.ts";
 import { sampleIds } from "../stages/sources.ts";
 import { formatDuration, ProgressBar } from "../io/progress.ts";
 import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
-import { makeSolver, pipelineLegacy, type RunConfig, stageBounds, stageNetConfig } from "./config.ts";
+import {
+  makeSolver,
+  pipelineLegacy,
+  type RunConfig,
+  stageBounds,
+  stageNetConfig,
+  TRAIN_MONITOR_EVERY,
+} from "./config.ts";
 import { setBatch } from "./batch.ts";
 import { writeCurve } from "./curve.ts";
 import { CHECKPOINT_DIR } from "./run_dir.ts";
@@ -122,7 +129,9 @@ export async function train(runCfg: RunConfig, opts: TrainOptions): Promise<Trai
             `${(net.paramCount() / 1e6).toFixed(3)} M parameters, ${
               (net.gpuBytes / 2 ** 20).toFixed(1)
             } MiB on ` +
-            `the GPU, ${net.dispatchCount()} dispatches per step`,
+            `the GPU, ${net.dispatchCount()} dispatches per step (${
+              net.dispatchCount("train-lean")
+            } without the training-batch metrics)`,
         );
         // Initial weights: the resume point inside this stage, else the previous stage's last
         // checkpoint (also when a resume lands exactly on a stage boundary), else --from.
@@ -384,7 +393,7 @@ async function buildStageNet(gpu: Gpu, cfg: RunConfig, d2: number): Promise<Net>
     name: `${cfg.preset}-d${d2}`,
     inputs: poseNetInputs(netCfg),
     layers: poseNetLayers(netCfg),
-  }, { solver: makeSolver(cfg.solver), seed: cfg.seed });
+  }, { solver: makeSolver(cfg.solver), seed: cfg.seed, monitorEvery: TRAIN_MONITOR_EVERY });
 }
 
 /**

@@ -59,6 +59,50 @@ Deno.test("net: a blob read by two losses gets the sum of both gradients; a weig
   net.destroy();
 });
 
+Deno.test("net: monitor-only layers run every monitorEvery steps; losses and updates every step", async () => {
+  const gpu = await sharedGpu();
+  const xs = [0, 1, 2, 3].map((k) => randomArray(40, 21 + k)), t = randomArray(40, 31);
+  const build = (monitorEvery: number) =>
+    Net.build(gpu, {
+      inputs: { x: [2, 20], t: [2, 20] },
+      layers: [
+        new ReLU("relu", "x", "y"),
+        new EuclideanLoss("loss", { pred: "y", target: "t", top: "L", weight: 1 }),
+        new ReLU("monitor_relu", "y", "m"),
+        new EuclideanLoss("monitor", { pred: "m", target: "t", top: "M", weight: 0 }),
+      ],
+    }, { solver: new SGD({ baseLr: 0 }), gradInputs: ["x"], monitorEvery });
+  const every = await build(1), sampled = await build(2);
+  const lean = sampled.dispatchLabels("train-lean");
+  assert.ok(lean.length < sampled.dispatchLabels("train").length, "the lean step is shorter");
+  assert.ok(
+    !lean.some((l) => /^monitor/.test(l)),
+    `monitor layers left in the lean step: ${lean.join(", ")}`,
+  );
+  assert.ok(lean.some((l) => l.startsWith("loss:")), "the loss stays in the lean step");
+  const losses = xs.map((x) => euclideanRef(x.map((v) => Math.max(v, 0)), t, 2, 1).loss);
+  for (const net of [every, sampled]) {
+    net.setInput("t", t);
+    for (const x of xs) {
+      net.setInput("x", x);
+      net.step();
+    }
+  }
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const a = await every.readScalars(), b = await sampled.readScalars();
+  assertClose(a.L, [mean(losses)], { rtol: 1e-5, what: "loss, every step" });
+  assertClose(b.L, [mean(losses)], { rtol: 1e-5, what: "loss, monitors sampled" });
+  assertClose(a.M, [mean(losses)], { rtol: 1e-5, what: "monitor, every step" });
+  // Steps 0 and 2 ran the monitor; steps 1 and 3 held its value.
+  assertClose(b.M, [mean([losses[0], losses[0], losses[2], losses[2]])], {
+    rtol: 1e-5,
+    what: "monitor, held",
+  });
+  assertClose(await sampled.readDiff("x"), await every.readDiff("x"), { what: "gradient unaffected" });
+  every.destroy();
+  sampled.destroy();
+});
+
 Deno.test("net: scalars average over steps and reset after reading", async () => {
   const gpu = await sharedGpu();
   const net = await Net.build(gpu, {

@@ -90,6 +90,8 @@ async function buildStep(root: string, spec: string, gpu?: any, batch?: unknown)
   const cfg = stageNetConfig(run, run.schedule[0].d2);
   const net = await Net.build(gpu, { inputs: poseNetInputs(cfg), layers: poseNetLayers(cfg) }, {
     solver: new RMSProp({ baseLr: run.solver.baseLr }),
+    // The step as the tree's training runs it (trees before monitorEvery run every layer every step).
+    monitorEvery: config.TRAIN_MONITOR_EVERY,
   });
   if (!batch) {
     const pipe = createPipeline(data, {
