@@ -136,7 +136,6 @@ function align(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
 
-/** A built network. */
 /**
  * A recorded program: the training step ("train"), the training step without the monitor-only
  * layers ("train-lean", see {@linkcode Net.monitorEvery}; the full step when there are none), or
@@ -144,6 +143,7 @@ function align(n: number, a: number): number {
  */
 export type Phase = "train" | "train-lean" | "infer";
 
+/** A built network. */
 export class Net {
   readonly gpu: Gpu;
   readonly name: string;
@@ -803,7 +803,7 @@ export class Net {
     return phase === "train-lean" ? this.#trainLean ?? this.#train : this.#train;
   }
 
-  /** Number of kernel dispatches in the training step (or inference pass); copies not counted. */
+  /** Number of kernel dispatches in a program (default the training step); copies not counted. */
   dispatchCount(phase: Phase = "train"): number {
     return (this.#program(phase) ?? []).filter((d) => !("copy" in d)).length;
   }

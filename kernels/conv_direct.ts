@@ -12,16 +12,19 @@
  *
  * - Forward and input gradient (`directSweepKernel`): each invocation computes TM = 16 output
  *   channels x TR = 2 rows of TN = 8 consecutive output columns (four rows of 4 on narrow
- *   outputs). Per input channel and kernel row (a loop, which keeps LLVM's compile time down)
- *   it loads the TR x (TN + kw - 1) input values those rows need once and the TM x kw weights
- *   once (from a uniform buffer, lane-shared), and does TM x TR x TN x kw FMAs with them; 1x1
- *   inputs come in as vec4. The input gradient of a stride-1 convolution is the same sweep over
- *   dy with flipped taps, the channel roles swapped and the complementary padding.
+ *   outputs). Per input channel (a loop) it loads the TR x (TN + kw - 1) input values of each
+ *   kernel row once, then, output channel by output channel, each of the kh x kw weights once
+ *   (from a uniform buffer, lane-shared) and its TR x TN FMAs, so every (spilled) accumulator
+ *   takes its kh x kw FMAs in a row; 1x1 inputs come in as vec4. Kernels larger than 3x3 loop
+ *   over kernel rows instead, which keeps their code and LLVM's compile time small. The input
+ *   gradient of a stride-1 convolution is the same sweep over dy with flipped taps, the channel
+ *   roles swapped and the complementary padding.
  * - Weight gradient (`directWgradKernel`): each invocation owns TC input channels (two for 3x3
  *   kernels, a few for 1x1, one kernel row for RGB inputs) and TM output channels, all taps of
- *   each plus their bias sums, and walks the output pixels of its images; the input window
- *   slides along each row, so a column step loads only the sw newest columns of x and TM values
- *   of dy (lane-shared, four columns per vec4 load), for TM x TC x kh x kw FMAs. Images are
+ *   each plus their bias sums, and walks the output pixels of its images. With vec4 dy it takes
+ *   four output columns at a time: TM vec4 loads of dy (lane-shared), the x values the four
+ *   columns read, then per accumulator its four FMAs in a row (TM x TC x kh x kw x 4 FMAs);
+ *   otherwise one column at a time with the input window sliding along the row. Images are
  *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
  *   a fixed order.
  *
