@@ -29,11 +29,20 @@ import {
   elementwise,
   encodeProgram,
   KernelCache,
+  RecordedKernel,
   Recorder,
   type Region,
 } from "../kernels/kernel.ts";
+import { fuseProgram, fuseSources } from "../kernels/fuse.ts";
 import { download, upload } from "./tensor.ts";
 import { type FamilyTime, type KernelTime, profileDispatches, replayFamilies } from "./profile.ts";
+
+/** Most kernels one co-dispatch runs (bounds the fused kernel's code size and compile time). */
+const CO_DISPATCH_PARTS = 4;
+/** How many program steps back a kernel may move to join a co-dispatch. */
+const CO_DISPATCH_LOOKBACK = 12;
+/** Most WGSL bytes of a co-dispatched kernel. */
+const CO_DISPATCH_CODE_BYTES = 64 * 1024;
 
 /** A network definition: its input blobs and its layers in execution (topological) order. */
 export interface NetDef {
@@ -69,6 +78,11 @@ export interface BuildOptions {
   fuse?: boolean;
   /** Run the monitor-only layers every this many training steps (default 1; see {@linkcode Net.monitorEvery}). */
   monitorEvery?: number;
+  /**
+   * Run independent neighbouring kernels of each program as one dispatch (kernels/fuse.ts).
+   * Default: on CPU adapters, where every dispatch costs a hand-over to the driver's threads.
+   */
+  coDispatch?: boolean;
 }
 
 /** One parameter tensor in the flat parameter buffer. */
@@ -172,6 +186,9 @@ export class Net {
   #hyper: GPUBuffer;
   #workspace: Region | null = null;
   #train: Dispatch[] | null = null;
+  /** The programs as recorded, before co-dispatch (for profiles by kernel family). */
+  #recorded = new Map<Dispatch[], Dispatch[]>();
+  readonly #coDispatch: boolean;
   /** The training step without the monitor-only layers' forward dispatches (null when it has none). */
   #trainLean: Dispatch[] | null = null;
   /** Whether a full training step ran since the build, so every monitor scalar holds a value. */
@@ -197,6 +214,7 @@ export class Net {
     this.seed = opts.seed ?? 1;
     this.#globalStats = opts.globalStats ?? false;
     this.monitorEvery = opts.monitorEvery ?? 1;
+    this.#coDispatch = opts.coDispatch ?? gpu.isFallback;
     this.#inputs = Object.keys(def.inputs);
     const wantTrain = opts.train ?? !!opts.solver;
     const { decls, workspaceFloats } = this.#setupLayers(def, opts);
@@ -493,16 +511,62 @@ export class Net {
       if (!this.solver) throw new Error(`net "${this.name}": training needs a solver`);
       const monitors = this.#monitorOnlyLayers();
       const skip = new Set<number>();
-      this.#train = this.#record({ phase: "train", globalStats: false }, true, {
+      const train = this.#record({ phase: "train", globalStats: false }, true, {
         layers: monitors,
         indices: skip,
       });
-      if (skip.size) this.#trainLean = this.#train.filter((_, i) => !skip.has(i));
+      this.#train = this.#finish(train);
+      if (skip.size) this.#trainLean = this.#finish(train.filter((_, i) => !skip.has(i)));
     }
     this.#infer.set(
       this.#globalStats,
-      this.#record({ phase: "infer", globalStats: this.#globalStats }, false),
+      this.#finish(this.#record({ phase: "infer", globalStats: this.#globalStats }, false)),
     );
+  }
+
+  /**
+   * A recorded program made ready to run: its independent kernels co-dispatched (when enabled),
+   * then every kernel compiled and bound.
+   */
+  #finish(recorded: Dispatch[]): Dispatch[] {
+    let list = recorded;
+    if (this.#coDispatch) {
+      const L = this.gpu.device.limits;
+      list = fuseProgram(
+        recorded,
+        (d) =>
+          d instanceof RecordedKernel && !d.src.entry
+            ? { label: d.label, code: d.src.code, regions: d.regions, groups: d.groups }
+            : null,
+        (parts) => {
+          const f = fuseSources(parts);
+          const owner = parts[0].label.split(": ")[0];
+          const label = `${owner}: co_dispatch ${parts.map((p) => p.label).join(" + ")}`;
+          return new RecordedKernel(
+            this.kernels,
+            owner,
+            label,
+            {
+              label: `co_dispatch of ${parts.length}`,
+              code: f.code,
+            },
+            f.regions,
+            f.groups,
+          );
+        },
+        {
+          maxUniformBuffersPerShaderStage: L.maxUniformBuffersPerShaderStage,
+          maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+          maxSampledTexturesPerShaderStage: L.maxSampledTexturesPerShaderStage,
+          maxParts: CO_DISPATCH_PARTS,
+          lookback: CO_DISPATCH_LOOKBACK,
+          maxCodeBytes: CO_DISPATCH_CODE_BYTES,
+        },
+      );
+    }
+    for (const d of list) if (!("copy" in d)) void d.bindGroup;
+    this.#recorded.set(list, recorded);
+    return list;
   }
 
   /** Builds a network on `gpu`; shape errors throw here, WGSL and out-of-memory errors are awaited here. */
@@ -700,7 +764,7 @@ export class Net {
     withBackward: boolean,
     monitors?: { layers: ReadonlySet<number>; indices: Set<number> },
   ): Dispatch[] {
-    const rec = new Recorder(this.kernels);
+    const rec = new Recorder(this.kernels, { lazy: true });
     for (const [li, info] of this.#layers.entries()) {
       if (this.#fused.has(li)) continue;
       rec.owner = info.layer.name;
@@ -861,7 +925,7 @@ export class Net {
   async setGlobalStats(global: boolean): Promise<void> {
     this.#globalStats = global;
     if (!this.#infer.has(global)) {
-      this.#infer.set(global, this.#record({ phase: "infer", globalStats: global }, false));
+      this.#infer.set(global, this.#finish(this.#record({ phase: "infer", globalStats: global }, false)));
       await this.kernels.check();
     }
   }
@@ -910,14 +974,19 @@ export class Net {
   /**
    * Wall time per kernel family of a program by replay (see {@linkcode replayFamilies}): the
    * profile to read on CPU adapters. Leaves parameters as the replayed updates left them and
-   * discards the accumulated scalars.
+   * discards the accumulated scalars. Co-dispatched kernels form a family of their own
+   * ("co_dispatch"); with `asRecorded` the program is replayed as recorded instead, each kernel
+   * its own dispatch, so every family is timed alone (what co-dispatch saves is then the sum's
+   * excess over the step).
    */
   async replayProfile(
     phase: Phase = "train",
-    opts: { lo?: number; hi?: number; trials?: number } = {},
+    opts: { lo?: number; hi?: number; trials?: number; asRecorded?: boolean } = {},
   ): Promise<FamilyTime[]> {
-    const list = this.#program(phase);
-    if (!list) throw new Error(`net "${this.name}" has no ${phase} program`);
+    const run = this.#program(phase);
+    if (!run) throw new Error(`net "${this.name}" has no ${phase} program`);
+    // asRecorded: every kernel its own dispatch, as recorded before co-dispatch (compiles them).
+    const list = opts.asRecorded ? this.#recorded.get(run) ?? run : run;
     const times = await replayFamilies(this.gpu, list, opts);
     await this.readScalars(); // the replays accumulated scalars out of step: start clean
     return times;

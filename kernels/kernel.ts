@@ -33,6 +33,55 @@ export interface KernelDispatch {
 }
 
 /**
+ * A kernel dispatch as {@linkcode Recorder} records it: its source and bindings, compiled and
+ * bound on first use, so that a dispatch a program fuses with others (see fuse.ts) is never
+ * compiled on its own.
+ */
+export class RecordedKernel implements KernelDispatch {
+  readonly label: string;
+  readonly src: KernelSource;
+  readonly regions: readonly (Region | GPUTextureView)[];
+  readonly groups: [number, number, number];
+  readonly #kernels: KernelCache;
+  readonly #owner: string;
+  #pipeline: GPUComputePipeline | null = null;
+  #bindGroup: GPUBindGroup | null = null;
+
+  constructor(
+    kernels: KernelCache,
+    owner: string,
+    label: string,
+    src: KernelSource,
+    regions: readonly (Region | GPUTextureView)[],
+    groups: [number, number, number],
+  ) {
+    this.#kernels = kernels;
+    this.#owner = owner;
+    this.label = label;
+    this.src = src;
+    this.regions = regions;
+    this.groups = groups;
+  }
+
+  /** The compiled pipeline (compiled now if it is not yet). */
+  get pipeline(): GPUComputePipeline {
+    return this.#pipeline ??= this.#kernels.pipeline(this.src, this.#owner);
+  }
+
+  /** The bind group of the regions (made now if it is not yet). */
+  get bindGroup(): GPUBindGroup {
+    return this.#bindGroup ??= this.#kernels.gpu.device.createBindGroup({
+      label: this.label,
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: this.regions.map((r, i) => ({
+        binding: i,
+        resource: "buffer" in r ? { buffer: r.buffer, offset: r.offset, size: r.size } : r,
+      })),
+    });
+  }
+}
+
+/**
  * One recorded buffer-to-texture copy. On a CPU adapter a copy is a memory copy (~4 GB/s on
  * llvmpipe), while a kernel's storage loads take a lane-by-lane path: a kernel that reads an
  * operand through a copy of it in a texture runs several times cheaper loads (see windows.ts).
@@ -134,8 +183,15 @@ export class Recorder {
   /** Layer currently recording, used to label dispatches and errors. */
   owner = "?";
 
-  constructor(kernels: KernelCache) {
+  /**
+   * Compile and bind each kernel when the program first uses it instead of when it is recorded
+   * (a net's programs, which fusion may rewrite first).
+   */
+  readonly lazy: boolean;
+
+  constructor(kernels: KernelCache, opts: { lazy?: boolean } = {}) {
     this.kernels = kernels;
+    this.lazy = opts.lazy ?? false;
   }
 
   /**
@@ -169,22 +225,14 @@ export class Recorder {
 
   /** Records one dispatch of `src` binding `regions` (buffer ranges or texture views) to @binding(0..n-1) of group 0. */
   dispatch(src: KernelSource, regions: readonly (Region | GPUTextureView)[], groups: Groups): void {
-    const pipeline = this.kernels.pipeline(src, this.owner);
-    const device = this.kernels.gpu.device;
-    const bindGroup = device.createBindGroup({
-      label: `${this.owner}: ${src.label}`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries: regions.map((r, i) => ({
-        binding: i,
-        resource: "buffer" in r ? { buffer: r.buffer, offset: r.offset, size: r.size } : r,
-      })),
-    });
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g.some((v) => !Number.isInteger(v) || v < 0 || v > 65535)) {
       throw new GpuError(`layer "${this.owner}" kernel "${src.label}": bad workgroup counts ${g.join("x")}`);
     }
+    const d = new RecordedKernel(this.kernels, this.owner, `${this.owner}: ${src.label}`, src, regions, g);
+    if (!this.lazy) void d.bindGroup;
     if (g[0] * g[1] * g[2] === 0) return;
-    this.dispatches.push({ label: `${this.owner}: ${src.label}`, pipeline, bindGroup, groups: g });
+    this.dispatches.push(d);
   }
 
   /**

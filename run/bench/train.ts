@@ -159,10 +159,11 @@ export async function benchTrainStep(
     const families: Record<string, FamilyShare> = {};
     let profiledMs = 0;
     if (opts.profile ?? true) {
-      // CPU adapters: families timed by replay (timestamps do not track their steps); a slow
-      // step replays its program 5 times instead of 15.
+      // CPU adapters: families timed by replay (timestamps do not track their steps) of the
+      // program as recorded, each kernel its own dispatch; a slow step replays it 5 times
+      // instead of 15.
       const fam = gpu.isFallback
-        ? await net.replayProfile("train", ms > 2000 ? { trials: 1 } : {})
+        ? await net.replayProfile("train", { asRecorded: true, ...(ms > 2000 ? { trials: 1 } : {}) })
         : byFamily(await net.profile("train"));
       profiledMs = fam.reduce((s, f) => s + f.ms, 0);
       for (const f of fam) {
@@ -241,9 +242,11 @@ export function columnShares(r: TrainStepResult): { title: string; share: number
 
 /**
  * The per-preset Markdown table the README shows (step, samples/s, dispatches, JS, cores, shares).
- * "timed / step" is the profiled families' total against the step: near 100% for the replay
- * profile of CPU adapters (98-99% on tiny@32 and tiny@64 with llvmpipe); per-dispatch timestamps
- * carry each dispatch's launch cost, so the shares are only as good as that figure.
+ * "timed / step" is the profiled families' total against the step. CPU adapters replay the
+ * program as recorded, each kernel its own dispatch (98-99% of the step on tiny@32 and tiny@64
+ * with llvmpipe before co-dispatch), so there the excess over 100% is about what co-dispatch
+ * saves; per-dispatch timestamps carry each dispatch's launch cost, so the shares are only as
+ * good as that figure.
  */
 export function trainTable(rows: readonly TrainStepResult[]): string {
   if (rows.length === 0) return "";
