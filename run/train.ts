@@ -15,7 +15,7 @@ import {
 } from "../graph/checkpoint.ts";
 import { poseNetInputs, poseNetLayers } from "../graph/models/pose_net.ts";
 import { learningRate } from "../graph/solver.ts";
-import { createPipeline, type Pipeline } from "../stages/pipeline.ts";
+import { type Batch, createPipeline, type Pipeline } from "../stages/pipeline.ts";
 import { sampleIds } from "../stages/sources.ts";
 import { formatDuration, ProgressBar } from "../io/progress.ts";
 import { checkDatasetRoot, datasetSplits } from "../io/manifest.ts";
@@ -115,6 +115,7 @@ export async function train(runCfg: RunConfig, opts: TrainOptions): Promise<Trai
   let lastEval: Record<string, number> | null = null;
   let lastCheckpoint: string | null = resumePrefix;
   const evalIds = cfg.evalEvery > 0 ? await heldOutIds(cfg) : [];
+  const heldOut: HeldOutBatches = { batches: null };
 
   try {
     for (let k = 0; k < cfg.schedule.length; k++) {
@@ -194,7 +195,7 @@ export async function train(runCfg: RunConfig, opts: TrainOptions): Promise<Trai
         };
         const recordEval = async (it: number) => {
           const te = elapsed();
-          lastEval = await heldOutEval(net, cfg, evalIds);
+          lastEval = await heldOutEval(net, cfg, evalIds, heldOut);
           fit?.evaluated(it, elapsed() - te, elapsed());
           const row = {
             type: "eval",
@@ -326,9 +327,32 @@ async function heldOutIds(cfg: RunConfig): Promise<number[]> {
   return sampleIds((await datasetSplits(cfg.data)).test, { count: cfg.evalSamples, seed: cfg.seed });
 }
 
+/**
+ * The held-out batches, kept after the first evaluation: they are not augmented, so every later
+ * evaluation (of any stage) would read, decode and crop the same samples into the same batches.
+ */
+interface HeldOutBatches {
+  batches: Batch[] | null;
+}
+
+/** Most bytes of held-out batches kept in memory (the seed preset's 240 samples at 256 px take ~190 MiB). */
+const HELD_OUT_KEEP_BYTES = 256 * 2 ** 20;
+
 /** Runs the net's inference program over the held-out ids; returns the mean of every scalar. */
-async function heldOutEval(net: Net, cfg: RunConfig, ids: number[]): Promise<Record<string, number>> {
+async function heldOutEval(
+  net: Net,
+  cfg: RunConfig,
+  ids: number[],
+  kept: HeldOutBatches,
+): Promise<Record<string, number>> {
   await net.readScalars(); // the training window was read just before; start clean
+  if (kept.batches) {
+    for (const b of kept.batches) {
+      setBatch(net, b);
+      net.forward();
+    }
+    return flatten(await net.readScalars());
+  }
   const pipe = createPipeline(cfg.data, {
     source: ids,
     batchSize: cfg.batch,
@@ -339,14 +363,19 @@ async function heldOutEval(net: Net, cfg: RunConfig, ids: number[]): Promise<Rec
     channelOrder: cfg.channelOrder,
     legacy: pipelineLegacy(cfg),
   });
+  const batches: Batch[] = [];
+  let bytes = 0;
   try {
     for await (const b of pipe) {
       setBatch(net, b);
       net.forward();
+      for (const v of Object.values(b)) if (ArrayBuffer.isView(v)) bytes += v.byteLength;
+      if (bytes <= HELD_OUT_KEEP_BYTES) batches.push(b);
     }
   } finally {
     await pipe.close();
   }
+  if (bytes <= HELD_OUT_KEEP_BYTES) kept.batches = batches;
   return flatten(await net.readScalars());
 }
 

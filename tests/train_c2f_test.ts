@@ -15,6 +15,7 @@ import { makeSolver, parseRunConfig, type RunConfig, runConfig, stageNetConfig }
 import { readSafetensors } from "../graph/safetensors.ts";
 import { tinyRunConfig } from "./tiny_run.ts";
 import { fill } from "../graph/fillers.ts";
+import { datasetSplits } from "../io/manifest.ts";
 
 async function tinyRun(dir: string): Promise<RunConfig> {
   const data = join(dir, "data");
@@ -213,6 +214,44 @@ Deno.test("train: a seeded run ends with the recorded parameters, bit for bit", 
     }
     assert.equal(digests[1], digests[0], "the same seeded run twice");
     if (gpu.adapterName === GOLDEN.adapter) assert.equal(digests[0], GOLDEN.sha256);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train: held-out evaluations after the first reuse its batches instead of reading the samples again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "volpose_heldout_" });
+  try {
+    const gpu = await sharedGpu();
+    const data = join(dir, "data");
+    await generateDataset(data, { train: 16, test: 8, seed: 5, workers: 0 });
+    const testIds = (await datasetSplits(data)).test.flatMap(([lo, hi]) =>
+      Array.from({ length: hi - lo + 1 }, (_, k) => lo + k)
+    );
+    assert.ok(testIds.length > 0);
+    // Learning rate 0: the parameters stay, so every evaluation must read the same figures.
+    const cfg = tinyRunConfig(data, {
+      iters: 3,
+      evalEvery: 1,
+      evalSamples: 4,
+      solver: { baseLr: 0, policy: { type: "fixed" } },
+    });
+    let removed = false;
+    const log = (line: string) => {
+      if (removed || !line.includes("held-out")) return;
+      // After the first evaluation the held-out images are gone: a later one that read them fails.
+      for (const id of testIds) Deno.removeSync(join(data, "images", `${id}.png`));
+      removed = true;
+    };
+    await train(cfg, { runDir: join(dir, "run"), gpu, progress: false, log });
+    assert.ok(removed);
+    const rows = (await Deno.readTextFile(join(dir, "run", "metrics.jsonl"))).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((r) => r.type === "eval");
+    assert.equal(rows.length, 3);
+    for (const r of rows.slice(1)) {
+      assert.equal(r.mpjpe_rel_int, rows[0].mpjpe_rel_int, `evaluation at ${r.iter}`);
+      assert.equal(r.loss_int_2d, rows[0].loss_int_2d, `evaluation at ${r.iter}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
