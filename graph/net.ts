@@ -34,6 +34,7 @@ import {
   type Region,
 } from "../kernels/kernel.ts";
 import { fuseProgram, fuseSources } from "../kernels/fuse.ts";
+import { type Prewarm, prewarmOnce, warmKernels } from "../kernels/prewarm.ts";
 import { download, upload } from "./tensor.ts";
 import { type FamilyTime, type KernelTime, profileDispatches, replayFamilies } from "./profile.ts";
 
@@ -83,6 +84,13 @@ export interface BuildOptions {
    * Default: on CPU adapters, where every dispatch costs a hand-over to the driver's threads.
    */
   coDispatch?: boolean;
+  /**
+   * On a CPU adapter, compile the programs' kernels on a second device too, on a worker thread,
+   * from the other end (kernels/prewarm.ts), unless an earlier build's worker already ran them:
+   * where the shader cache is cold this halves the time to the first step. Default false; the
+   * train and eval tasks turn it on.
+   */
+  prewarm?: boolean;
 }
 
 /** One parameter tensor in the flat parameter buffer. */
@@ -189,6 +197,9 @@ export class Net {
   /** The programs as recorded, before co-dispatch (for profiles by kernel family). */
   #recorded = new Map<Dispatch[], Dispatch[]>();
   readonly #coDispatch: boolean;
+  readonly #prewarmWanted: boolean;
+  /** The running shader-cache prewarm, if one was started (see {@linkcode BuildOptions.prewarm}). */
+  prewarm: Prewarm | null = null;
   /** The training step without the monitor-only layers' forward dispatches (null when it has none). */
   #trainLean: Dispatch[] | null = null;
   /** Whether a full training step ran since the build, so every monitor scalar holds a value. */
@@ -215,6 +226,7 @@ export class Net {
     this.#globalStats = opts.globalStats ?? false;
     this.monitorEvery = opts.monitorEvery ?? 1;
     this.#coDispatch = opts.coDispatch ?? gpu.isFallback;
+    this.#prewarmWanted = opts.prewarm ?? false;
     this.#inputs = Object.keys(def.inputs);
     const wantTrain = opts.train ?? !!opts.solver;
     const { decls, workspaceFloats } = this.#setupLayers(def, opts);
@@ -515,20 +527,32 @@ export class Net {
         layers: monitors,
         indices: skip,
       });
-      this.#train = this.#finish(train);
-      if (skip.size) this.#trainLean = this.#finish(train.filter((_, i) => !skip.has(i)));
+      this.#train = this.#coDispatched(train);
+      if (skip.size) this.#trainLean = this.#coDispatched(train.filter((_, i) => !skip.has(i)));
     }
-    this.#infer.set(
-      this.#globalStats,
-      this.#finish(this.#record({ phase: "infer", globalStats: this.#globalStats }, false)),
-    );
+    const infer = this.#coDispatched(this.#record({ phase: "infer", globalStats: this.#globalStats }, false));
+    this.#infer.set(this.#globalStats, infer);
+    const programs = [this.#train, this.#trainLean, infer].filter((p): p is Dispatch[] => p !== null);
+    if (this.#prewarmWanted && this.gpu.isFallback) {
+      // The main device compiles in the order the programs first run; the worker from the end.
+      this.prewarm = prewarmOnce(this.gpu.adapterName, warmKernels(programs).reverse());
+    }
+    for (const p of programs) this.#bind(p);
   }
 
-  /**
-   * A recorded program made ready to run: its independent kernels co-dispatched (when enabled),
-   * then every kernel compiled and bound.
-   */
+  /** A recorded program made ready to run: co-dispatched (when enabled), compiled and bound. */
   #finish(recorded: Dispatch[]): Dispatch[] {
+    return this.#bind(this.#coDispatched(recorded));
+  }
+
+  /** Compiles and binds every kernel of a program. */
+  #bind(list: Dispatch[]): Dispatch[] {
+    for (const d of list) if (!("copy" in d)) void d.bindGroup;
+    return list;
+  }
+
+  /** A recorded program with its independent kernels co-dispatched (when enabled). */
+  #coDispatched(recorded: Dispatch[]): Dispatch[] {
     let list = recorded;
     if (this.#coDispatch) {
       const L = this.gpu.device.limits;
@@ -564,7 +588,6 @@ export class Net {
         },
       );
     }
-    for (const d of list) if (!("copy" in d)) void d.bindGroup;
     this.#recorded.set(list, recorded);
     return list;
   }
@@ -872,6 +895,11 @@ export class Net {
     return (this.#program(phase) ?? []).filter((d) => !("copy" in d)).length;
   }
 
+  /** The dispatches and copies a phase runs, in order (empty when the net has no such program). */
+  program(phase: Phase = "train"): readonly Dispatch[] {
+    return this.#program(phase) ?? [];
+  }
+
   /** Shape of a blob. */
   shape(name: string): Shape {
     const b = this.#blobs.get(name);
@@ -1068,6 +1096,7 @@ export class Net {
 
   /** Releases every GPU buffer. */
   destroy(): void {
+    this.prewarm?.stop();
     for (const b of this.#buffers) b.destroy();
     for (const t of this.#textures) t.destroy();
     this.#buffers = [];

@@ -7,6 +7,7 @@
  */
 import type { ParamLayout } from "./net.ts";
 import { elementwise, f32, type Recorder, type Region } from "../kernels/kernel.ts";
+import { viewSizes } from "../kernels/prewarm.ts";
 
 /** What a solver gets when recording its update. */
 export interface SolverContext {
@@ -198,7 +199,11 @@ ${this.updateBody(read)}`,
           ...(viaTextures ? [] : [r(layout.diff)]),
           ...this.#history.map(r),
           ctx.hyper,
-          ...textures.map((t) => t.createView({ dimension: "2d" })),
+          ...textures.map((t) => {
+            const v = t.createView({ dimension: "2d" });
+            viewSizes.set(v, [t.width, t.height]);
+            return v;
+          }),
         ],
         k.groups,
       );

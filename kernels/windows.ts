@@ -14,6 +14,7 @@
  * @module
  */
 import { type Recorder, type Region, u32 } from "./kernel.ts";
+import { viewSizes } from "./prewarm.ts";
 
 /** Floats one uniform binding may hold (the WebGPU default limit of 64 KiB). */
 export const UNIFORM_FLOATS = 16384;
@@ -112,10 +113,11 @@ export function packImages(
     const src = { buffer: r.buffer, offset: r.offset + n * imageFloats * 4, size: imageFloats * 4 };
     rec.copyToTexture(`pack_texture ${images}x${imageFloats}`, src, tex, TEXTURE_WIDTH, imageFloats, n);
   }
-  return Array.from(
-    { length: images },
-    (_, n) => tex.createView({ dimension: "2d", baseArrayLayer: n, arrayLayerCount: 1 }),
-  );
+  return Array.from({ length: images }, (_, n) => {
+    const v = tex.createView({ dimension: "2d", baseArrayLayer: n, arrayLayerCount: 1 });
+    viewSizes.set(v, [tex.width, tex.height]);
+    return v;
+  });
 }
 
 /** Whether {@linkcode packImages} can pack `images` images of `imageFloats` floats from `r`. */

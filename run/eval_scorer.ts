@@ -102,6 +102,8 @@ export interface ScorerOptions {
   extra: readonly string[];
   /** Seed of the (unused) parameter initialisers. */
   seed: number;
+  /** Prewarm the main net's kernels on a second device (BuildOptions.prewarm). */
+  prewarm?: boolean;
 }
 
 /** A blob asked of the scorer that neither net has. */
@@ -272,6 +274,7 @@ export class BatchScorer {
       keep: [...keep],
       globalStats: o.runningStats,
       seed: o.seed,
+      prewarm: o.prewarm,
     });
     let aux: Net | null = null;
     try {

@@ -63,6 +63,8 @@ export interface EvalOptions {
   /** Training samples averaged into the baseline pose (default 2000). */
   baselineSamples?: number;
   /** Device (default: open one). */
+  /** On a CPU adapter, compile the scoring net's kernels on a second device too when they are new here (BuildOptions.prewarm). */
+  prewarm?: boolean;
   gpu?: Gpu;
   /** Show the progress bar (default true). */
   progress?: boolean;
@@ -196,6 +198,7 @@ export async function evaluate(opts: EvalOptions = {}): Promise<EvalResult> {
       probXY: nVis > 0,
       extra: [...dump, ...(nVis > 0 ? visBlobs({ decoder: visDecoder, has2d }) : [])],
       seed: cfg.seed,
+      prewarm: opts.prewarm,
     });
   } catch (e) {
     throw e instanceof BlobError ? new Error(`--dump: ${e.message}`) : e;

@@ -50,6 +50,11 @@ export interface TrainOptions {
   maxSeconds?: number;
   /** The clock the time budget is measured with, in ms (default `performance.now`; tests simulate one). */
   clock?: () => number;
+  /**
+   * On a CPU adapter, compile each stage net's kernels on a second device too when they are new
+   * to this machine (see BuildOptions.prewarm; default false, `deno task train` turns it on).
+   */
+  prewarm?: boolean;
 }
 
 /** What a finished (or interrupted) training returns. */
@@ -123,7 +128,7 @@ export async function train(runCfg: RunConfig, opts: TrainOptions): Promise<Trai
       const { start } = bounds[k];
       let { end } = bounds[k];
       if (startIter >= end) continue; // finished before the resume point
-      const net = await buildStageNet(gpu, cfg, stage.d2);
+      const net = await buildStageNet(gpu, cfg, stage.d2, opts.prewarm);
       try {
         log(
           `stage ${k + 1}/${cfg.schedule.length}: d2 = ${stage.d2}, iterations ${start}..${end}, ` +
@@ -416,13 +421,13 @@ class MetricsLog {
 }
 
 /** The network of one stage, with the run's solver; training batches are augmented, so its monitors compare with aug3d. */
-async function buildStageNet(gpu: Gpu, cfg: RunConfig, d2: number): Promise<Net> {
+async function buildStageNet(gpu: Gpu, cfg: RunConfig, d2: number, prewarm = false): Promise<Net> {
   const netCfg = stageNetConfig(cfg, d2, { monitorGt: "aug3d" });
   return await Net.build(gpu, {
     name: `${cfg.preset}-d${d2}`,
     inputs: poseNetInputs(netCfg),
     layers: poseNetLayers(netCfg),
-  }, { solver: makeSolver(cfg.solver), seed: cfg.seed, monitorEvery: TRAIN_MONITOR_EVERY });
+  }, { solver: makeSolver(cfg.solver), seed: cfg.seed, monitorEvery: TRAIN_MONITOR_EVERY, prewarm });
 }
 
 /**

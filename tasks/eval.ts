@@ -87,6 +87,7 @@ async function main(): Promise<number> {
     batch: int(v, "batch"),
     stats: choice(v, "stats", ["batch", "running"] as const),
     flip: v.flip === true,
+    prewarm: true,
     // Only switches on: the run's own switches stay as trained.
     legacy: legacy
       ? Object.fromEntries(Object.entries(legacyFlags(legacy)).filter(([, on]) => on))

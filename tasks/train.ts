@@ -232,6 +232,7 @@ async function main(): Promise<number> {
     gpu,
     progress: !v.quiet,
     maxSeconds: resuming ? num(v, "time-budget") : undefined,
+    prewarm: true,
   });
   console.error(
     r.interrupted
