@@ -25,6 +25,12 @@ export interface Gpu {
   errors: string[];
   /** Worker threads a Mesa CPU adapter runs workgroups on (LP_NUM_THREADS), when one is set. */
   cpuThreads?: number;
+  /**
+   * False where a kernel cannot read one layer of a 2-D array texture through a 2-D view (wgpu's
+   * GL backend reads layer 0 whatever the view says); packed operands then take one texture per
+   * image or stay in buffers. Absent: true.
+   */
+  layerViews?: boolean;
 }
 
 /** Returns and clears the errors the device reported outside error scopes. */
@@ -156,6 +162,7 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     errors: [],
   };
   if (gpu.isFallback && cpuThreads) gpu.cpuThreads = cpuThreads;
+  gpu.layerViews = await layerViewsWork(device);
   device.addEventListener("uncapturederror", (e) => {
     gpu.errors.push((e as GPUUncapturedErrorEvent).error.message);
     e.preventDefault();
@@ -167,13 +174,77 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   return gpu;
 }
 
+/**
+ * Whether a kernel reading a 2-D view of layer 1 of an array texture sees layer 1: one small
+ * kernel, run once per device.
+ */
+async function layerViewsWork(device: GPUDevice): Promise<boolean> {
+  const tex = device.createTexture({
+    size: [1, 1, 2],
+    format: "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  const out = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    for (const layer of [0, 1]) {
+      device.queue.writeTexture(
+        { texture: tex, origin: [0, 0, layer] },
+        new Float32Array([layer + 1, 0, 0, 0]),
+        { bytesPerRow: 16 },
+        [1, 1, 1],
+      );
+    }
+    const pipeline = device.createComputePipeline({
+      layout: "auto",
+      compute: {
+        module: device.createShaderModule({
+          code: `@group(0) @binding(0) var t: texture_2d<f32>;
+@group(0) @binding(1) var<storage, read_write> o: vec4<f32>;
+@compute @workgroup_size(1) fn main() { o = textureLoad(t, vec2u(0u, 0u), 0); }`,
+        }),
+        entryPoint: "main",
+      },
+    });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          {
+            binding: 0,
+            resource: tex.createView({ dimension: "2d", baseArrayLayer: 1, arrayLayerCount: 1 }),
+          },
+          { binding: 1, resource: { buffer: out } },
+        ],
+      }),
+    );
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    enc.copyBufferToBuffer(out, 0, read, 0, 16);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    return new Float32Array(read.getMappedRange())[0] === 2;
+  } catch {
+    return false;
+  } finally {
+    tex.destroy();
+    out.destroy();
+    read.destroy();
+  }
+}
+
 /** One line naming adapter, backend and features. */
 export function describeGpu(gpu: Gpu): string {
   const f = Object.entries(gpu.features).filter(([, v]) => v).map(([k]) => k).join(", ") || "none";
   return `WebGPU adapter: ${gpu.adapterName}${
     gpu.isFallback ? " (CPU fallback)" : ""
   }; backend ${gpu.backend}; ` +
-    `optional features: ${f}${gpu.cpuThreads ? `; ${gpu.cpuThreads} CPU worker threads` : ""}`;
+    `optional features: ${f}${gpu.cpuThreads ? `; ${gpu.cpuThreads} CPU worker threads` : ""}` +
+    (gpu.layerViews === false ? "; no texture layer views (packed operands stay in buffers)" : "");
 }
 
 /** A process-wide device, opened once (tests and scripts share it). */

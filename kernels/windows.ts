@@ -124,6 +124,7 @@ export function packImages(
 function packable(rec: Recorder, r: Region, images: number, imageFloats: number): boolean {
   const limits = rec.kernels.gpu.device.limits;
   return imageFloats % 4 === 0 && r.size >= images * imageFloats * 4 && r.offset % 16 === 0 &&
+    (images === 1 || rec.kernels.gpu.layerViews !== false) &&
     Math.ceil(imageFloats / 4 / TEXTURE_WIDTH) <= limits.maxTextureDimension2D &&
     images <= limits.maxTextureArrayLayers;
 }

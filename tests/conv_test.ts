@@ -242,7 +242,8 @@ for (const [ci, c] of CONFIGS.entries()) {
             `${c.name}: ${labels.join("\n")}`,
           );
         }
-        for (const want of c.expect ?? []) {
+        // Without texture layer views (wgpu's GL backend) batches are not packed: other paths, same values.
+        for (const want of (await sharedGpu()).layerViews === false ? [] : c.expect ?? []) {
           assert.ok(labels.some((l) => want.test(l)), `${c.name}: ${want}\n${labels.join("\n")}`);
         }
       }
