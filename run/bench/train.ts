@@ -126,12 +126,16 @@ export async function benchTrainStep(
     solver: new RMSProp({ baseLr: run.solver.baseLr }),
     // Timed as training runs it: the monitor-only layers every TRAIN_MONITOR_EVERY steps.
     monitorEvery: TRAIN_MONITOR_EVERY,
+    // A CPU adapter compiles from both ends where the shader cache lacks the kernels (kernels/prewarm.ts).
+    prewarm: true,
   });
   try {
     setBatch(net, await oneBatch(run.data, cfg.model.inputSize, cfg.batch));
-    // Warm-up: compile every pipeline, first-touch every buffer; the second step is timed alone.
+    // Warm-up: compile every pipeline, first-touch every buffer; the second step is timed alone,
+    // after the prewarm worker (if one started) has stopped taking a core.
     net.step();
     await net.sync();
+    await net.prewarm?.done;
     const t0 = performance.now();
     net.step();
     await net.sync();
