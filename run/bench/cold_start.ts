@@ -87,12 +87,17 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   const input = v.input ? Number(v.input) : undefined;
+  if (input !== undefined && !(Number.isInteger(input) && input > 0)) {
+    console.error(`cold_start: --input: expected a positive integer (the crop side), got "${v.input}"`);
+    Deno.exit(2);
+  }
   if (v.child) {
     await child(v.preset!, input, v.data, v.child === "prewarm");
   } else {
     const rounds = Number(v.rounds);
     if (!Number.isInteger(rounds) || rounds < 1) {
-      throw new RangeError(`--rounds: expected a positive integer`);
+      console.error(`cold_start: --rounds: expected a positive integer, got "${v.rounds}"`);
+      Deno.exit(2);
     }
     const runs: ColdRun[] = [];
     for (let r = 0; r < rounds; r++) {
