@@ -1,8 +1,9 @@
 /**
  * `deno task bench`: measures what matters for speed and memory, as JSON on stdout (a summary
- * goes to stderr). Sections: conv forward/dgrad/wgrad and GEMM GFLOP/s, layer kernels, the
- * volumetric ops at D = 64, the input pipeline with 1 and all workers, the training step rate of
- * the presets it must feed, and the GPU memory of the seed network at batch 3, d2 = 64.
+ * goes to stderr). Sections: the fixed cost of one dispatch, conv forward/dgrad/wgrad and GEMM
+ * GFLOP/s, layer kernels, the volumetric ops at D = 64, the input pipeline with 1 and all workers,
+ * the training step rate of the presets it must feed, and the GPU memory of the seed network at
+ * batch 3, d2 = 64.
  * @module
  */
 import { describeGpu, type Gpu, openGpu } from "../kernels/device.ts";
@@ -14,6 +15,7 @@ import { runConfig } from "../run/config.ts";
 import { type OptionTable, optionTable, parseCommandLine, runTask, str } from "../io/cli.ts";
 import { benchConv, benchGemm } from "../run/bench/conv.ts";
 import { benchLayers } from "../run/bench/layers.ts";
+import { benchDispatch } from "../run/bench/dispatch.ts";
 import { benchVolumetric } from "../run/bench/volumetric.ts";
 import {
   benchTrainStep,
@@ -26,7 +28,7 @@ import {
 import { benchPipeline } from "../stages/bench_pipeline.ts";
 import { ensureDefaultDataset } from "../io/dataset_cache.ts";
 
-const SECTIONS = ["conv", "layers", "volumetric", "pipeline", "train", "memory"] as const;
+const SECTIONS = ["dispatch", "conv", "layers", "volumetric", "pipeline", "train", "memory"] as const;
 /** The presets whose training step `train` times by default: the CPU default, its 64-pixel input, small. */
 const DEFAULT_PRESETS = "tiny,tiny@64,small";
 type Section = typeof SECTIONS[number];
@@ -125,6 +127,14 @@ async function main(): Promise<number> {
   let data: string | null = null;
   const dataset = async () => data ??= str(values, "data") ?? await ensureDefaultDataset({ log: say });
 
+  if (only.includes("dispatch")) {
+    const d = await benchDispatch(gpu, { runs: quick ? 3 : 5, perRun: quick ? 200 : 1000 });
+    result.dispatch = d;
+    say(
+      `dispatch: ${d.oneGroupUs.toFixed(1)} us each (1 workgroup), ${d.manyGroupsUs.toFixed(1)} us ` +
+        `(64 workgroups of 64)${d.lpNumThreads === null ? "" : `, LP_NUM_THREADS=${d.lpNumThreads}`}`,
+    );
+  }
   if (only.includes("conv")) {
     say("conv and GEMM ...");
     const conv = await benchConv({ gpu, quick });

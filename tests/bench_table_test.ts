@@ -1,6 +1,8 @@
 /** The bench's per-preset table: kernel families grouped into the README's columns. */
 import assert from "node:assert/strict";
 import { columnShares, type TrainStepResult, trainTable } from "../run/bench/train.ts";
+import { benchDispatch } from "../run/bench/dispatch.ts";
+import { sharedGpu } from "../kernels/device.ts";
 
 function result(families: Record<string, number>): TrainStepResult {
   const total = Object.values(families).reduce((a, b) => a + b, 0);
@@ -61,4 +63,13 @@ Deno.test("bench table: kernel families fall into the README's columns, the rest
     lines[2],
     "| tiny@32 | 82.5 ms | 97.0 | 452 | 2.1 ms | 1.68 | 121% | 30% | 20% | 20% | 10% | 5% | 5% | 10% |",
   );
+});
+
+Deno.test("dispatch bench: per-dispatch microseconds of a trivial kernel, and bad sizes named", async () => {
+  const gpu = await sharedGpu();
+  const d = await benchDispatch(gpu, { runs: 1, perRun: 40 });
+  for (const us of [d.oneGroupUs, d.manyGroupsUs]) assert.ok(Number.isFinite(us) && us >= 0, String(us));
+  assert.equal(d.perRun, 40);
+  assert.equal(d.lpNumThreads, Deno.env.get("LP_NUM_THREADS") ?? null);
+  await assert.rejects(benchDispatch(gpu, { perRun: 5 }), /perRun >= 10/);
 });
