@@ -23,7 +23,7 @@ export interface Gpu {
   offsetAlignment: number;
   /** Errors the device reported outside any error scope (validation at submit, device loss). */
   errors: string[];
-  /** Worker threads a Mesa CPU adapter runs workgroups on (LP_NUM_THREADS), when one is set. */
+  /** Worker threads a Mesa CPU adapter runs workgroups on (LP_NUM_THREADS; 0: the queue thread), when set. */
   cpuThreads?: number;
   /**
    * False where a kernel cannot read one layer of a 2-D array texture through a 2-D view (wgpu's
@@ -80,13 +80,14 @@ function cpuAdapterThreads(): number | undefined {
 }
 
 /**
- * The worker-thread count for a CPU adapter: the user's LP_NUM_THREADS when set (undefined when
- * it is not a positive integer: Mesa then applies its own rule), else twice `cores`, at most 32.
+ * The worker-thread count for a CPU adapter: the user's LP_NUM_THREADS when set (0: no workers,
+ * every workgroup runs on Vulkan's queue thread; undefined when it is not a count: Mesa then
+ * applies its own rule), else twice `cores`, at most 32.
  */
 export function cpuWorkerThreads(cores: number, userValue?: string): number | undefined {
   if (userValue !== undefined) {
     const n = Number(userValue.trim());
-    return userValue.trim() !== "" && Number.isInteger(n) && n > 0 ? n : undefined;
+    return userValue.trim() !== "" && Number.isInteger(n) && n >= 0 ? n : undefined;
   }
   return Math.min(32, 2 * Math.max(1, Math.floor(cores) || 1));
 }
@@ -161,7 +162,7 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     offsetAlignment: Math.max(device.limits.minStorageBufferOffsetAlignment, 4),
     errors: [],
   };
-  if (gpu.isFallback && cpuThreads) gpu.cpuThreads = cpuThreads;
+  if (gpu.isFallback && cpuThreads !== undefined) gpu.cpuThreads = cpuThreads;
   gpu.layerViews = await layerViewsWork(device);
   device.addEventListener("uncapturederror", (e) => {
     gpu.errors.push((e as GPUUncapturedErrorEvent).error.message);
@@ -243,7 +244,13 @@ export function describeGpu(gpu: Gpu): string {
   return `WebGPU adapter: ${gpu.adapterName}${
     gpu.isFallback ? " (CPU fallback)" : ""
   }; backend ${gpu.backend}; ` +
-    `optional features: ${f}${gpu.cpuThreads ? `; ${gpu.cpuThreads} CPU worker threads` : ""}` +
+    `optional features: ${f}${
+      gpu.cpuThreads === 0
+        ? "; kernels on the queue thread (LP_NUM_THREADS=0)"
+        : gpu.cpuThreads
+        ? `; ${gpu.cpuThreads} CPU worker threads`
+        : ""
+    }` +
     (gpu.layerViews === false ? "; no texture layer views (packed operands stay in buffers)" : "");
 }
 

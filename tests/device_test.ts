@@ -8,7 +8,8 @@ Deno.test("CPU adapter threads: twice the cores up to 32; a user's LP_NUM_THREAD
   assert.equal(cpuWorkerThreads(0), 2, "an unknown core count still gets a pool");
   assert.equal(cpuWorkerThreads(64), 32);
   assert.equal(cpuWorkerThreads(2, "3"), 3);
-  assert.equal(cpuWorkerThreads(2, "0"), undefined, "Mesa's own rule for 0");
+  assert.equal(cpuWorkerThreads(2, "0"), 0, "0: kernels on the queue thread");
+  assert.equal(cpuWorkerThreads(2, "-1"), undefined, "Mesa's own rule for what is not a count");
   assert.equal(cpuWorkerThreads(2, "many"), undefined);
   assert.equal(cpuWorkerThreads(2, ""), undefined);
 });
@@ -25,5 +26,7 @@ Deno.test("a CPU adapter runs with the thread count that was set before it was c
   assert.equal(gpu.cpuThreads, cpuWorkerThreads(1, set));
   if (gpu.cpuThreads) {
     assert.match(describeGpu(gpu), new RegExp(`; ${gpu.cpuThreads} CPU worker threads$`));
+  } else if (gpu.cpuThreads === 0) {
+    assert.match(describeGpu(gpu), /; kernels on the queue thread \(LP_NUM_THREADS=0\)$/);
   }
 });
