@@ -798,18 +798,45 @@ export function directWgradKernel(
     }
     return body;
   };
-  let loop: string;
-  if (vec) {
-    const body = vecBody((j) => `(dyb + ${u32(j * OHW)}) / 4u + ox4`, null);
-    loop = `      for (var ox4 = 0u; ox4 < ${u32(g.ow / 4)}; ox4++) {\n${body}      }`;
-  } else {
-    loop = `      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {\n${
+  // One flat loop over (image, output row, quad of columns) instead of three nested ones, in the
+  // same order, so every sum is the same; a pointwise kernel reads each channel's pixels as one run
+  // and needs no row at all. Each loop level costs llvmpipe its mask bookkeeping on every
+  // loop-carried accumulator: timed alone (2026-12-07), the tiny preset's 1x1 weight gradients ran
+  // 4-20% faster flat, its 3x3 ones 10-27%. Two quads per iteration of the pointwise loop (eight
+  // FMAs per accumulator update) were mixed, -9% to +11%.
+  const P4 = OHW / 4;
+  const W4 = g.ow / 4, QUADS = g.oh * W4;
+  const loops = xVec
+    ? `  for (var t = n0 * ${u32(P4)}; t < n1 * ${u32(P4)}; t++) {
+    let img = t / ${u32(P4)};
+    let p4 = t - img * ${u32(P4)};
+${
+      vecBody(
+        (j) => `(img * ${u32(g.k)} + m0 + ${u32(j)}) * ${u32(P4)} + p4`,
+        (q) => `(img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW / 4)} + p4`,
+      )
+    }  }`
+    : vec
+    ? `  for (var t = n0 * ${u32(QUADS)}; t < n1 * ${u32(QUADS)}; t++) {
+    let img = t / ${u32(QUADS)};
+    let oy = (t - img * ${u32(QUADS)}) / ${u32(W4)};
+    let ox4 = t - img * ${u32(QUADS)} - oy * ${u32(W4)};
+${Q.map((q) => `    let xc${q} = (img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW)};`).join("\n")}
+    let dyb = (img * ${u32(g.k)} + m0) * ${u32(OHW)} + oy * ${u32(g.ow)};
+${rowSetup}${vecBody((j) => `(dyb + ${u32(j * OHW)}) / 4u + ox4`, null)}  }`
+    : `  for (var img = n0; img < n1; img++) {
+${Q.map((q) => `    let xc${q} = (img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW)};`).join("\n")}
+    for (var oy = 0u; oy < ${u32(g.oh)}; oy++) {
+      let dyb = (img * ${u32(g.k)} + m0) * ${u32(OHW)} + oy * ${u32(g.ow)};
+${rowSetup}      for (var ox = 0u; ox < ${u32(g.ow)}; ox++) {
+${
       column("ox", (j) =>
         opts.uniformDy || opts.textureDy
           ? `dyAt(dyb + ${u32(j * OHW)} + ox)`
           : `dy[dyb + ${u32(j * OHW)} + ox]`)
-    }      }`;
-  }
+    }      }
+    }
+  }`;
   const split = S > 1 || !!opts.partials;
   const rowAt = (j: number) =>
     split ? `((wid.z * ${u32(g.k)} + m0 + ${u32(j)}) * ${u32(rowLen)})` : `((m0 + ${u32(j)}) * ${u32(CT)})`;
@@ -835,23 +862,6 @@ export function directWgradKernel(
     : vec
     ? "@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;"
     : "@group(0) @binding(0) var<storage, read> dy: array<f32>;";
-  // A pointwise kernel reads each channel's pixels as one run: it walks (image, pixel quad) as one
-  // flat loop instead of images, rows and quads nested, in the same order, so every sum is the same.
-  // Each loop level costs llvmpipe its mask bookkeeping on every loop-carried accumulator: the 1x1
-  // weight gradients of the tiny preset ran 4-20% faster (one kernel timed alone, 2026-12-07).
-  // Two quads per iteration (eight FMAs per accumulator update) were mixed, -9% to +11%.
-  const P4 = OHW / 4;
-  const flatLoop = xVec
-    ? `  for (var t = n0 * ${u32(P4)}; t < n1 * ${u32(P4)}; t++) {
-    let img = t / ${u32(P4)};
-    let p4 = t - img * ${u32(P4)};
-${
-      vecBody(
-        (j) => `(img * ${u32(g.k)} + m0 + ${u32(j)}) * ${u32(P4)} + p4`,
-        (q) => `(img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW / 4)} + p4`,
-      )
-    }  }`
-    : null;
   const code = `${dyDecl}
 ${
     opts.uniformX
@@ -874,15 +884,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let n1 = min(n0 + ${u32(perSplit)}, ${u32(g.n)});
 ${decl.join("\n")}
 ${acc.join("\n")}
-${
-    flatLoop ?? `  for (var img = n0; img < n1; img++) {
-${Q.map((q) => `    let xc${q} = (img * ${u32(g.c)} + c0 + ${u32(q)}) * ${u32(HW)};`).join("\n")}
-    for (var oy = 0u; oy < ${u32(g.oh)}; oy++) {
-      let dyb = (img * ${u32(g.k)} + m0) * ${u32(OHW)} + oy * ${u32(g.ow)};
-${rowSetup}${loop}
-    }
-  }`
-  }
+${loops}
   if (gid.x >= ${u32(lanes)}) { return; }
 ${stores.join("\n")}
 ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""}
