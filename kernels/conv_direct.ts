@@ -22,9 +22,10 @@
  * - Weight gradient (`directWgradKernel`): each invocation owns TC input channels (two for 3x3
  *   kernels, a few for 1x1, one kernel row for RGB inputs) and TM output channels, all taps of
  *   each plus their bias sums, and walks the output pixels of its images. With vec4 dy it takes
- *   four output columns at a time: TM vec4 loads of dy (lane-shared), the x values the four
- *   columns read, then per accumulator its four FMAs in a row (TM x TC x kh x kw x 4 FMAs);
- *   otherwise one column at a time with the input window sliding along the row. Images are
+ *   four output columns at a time, in one flat loop over (image, row, quad): TM vec4 loads of dy
+ *   (lane-shared), the x values the four columns read, then per accumulator its four FMAs in a
+ *   row (TM x TC x kh x kw x 4 FMAs); otherwise one column at a time with the input window
+ *   sliding along the row. Images are
  *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
  *   a fixed order.
  *
