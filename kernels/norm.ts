@@ -126,14 +126,15 @@ function walkChannel(
 ): string {
   const inner = vec ? s.inner / 4 : s.inner;
   const slice = s.channels * inner;
+  // Images and positions as one flat loop, in the same order (the same sums): a loop level costs
+  // llvmpipe mask bookkeeping on each loop-carried value. BN+ReLU on 8x32x8x8 ran 7% faster each
+  // way (2026-12-07, alternating, LP_NUM_THREADS=0).
   const walk = (count: number, first: number, ld: Load) =>
-    `  for (var n = 0u; n < ${u32(count)}; n++) {
-    let base = (n * ${u32(s.channels)} + c) * ${u32(inner)};
-    for (var p = 0u; p < ${u32(inner)}; p++) {
-      let iw = base + p;
-      let i = iw${first ? ` + ${u32(first * slice)}` : ""};
+    `  for (var t = 0u; t < ${u32(count * inner)}; t++) {
+    let n = t / ${u32(inner)};
+    let iw = (n * ${u32(s.channels)} + c) * ${u32(inner)} + t - n * ${u32(inner)};
+    let i = iw${first ? ` + ${u32(first * slice)}` : ""};
 ${body("i", ld)}
-    }
   }`;
   if (!win) return walk(s.outer, 0, (name) => tex.includes(name) ? `${name}_4(i)` : `${name}[i]`);
   const { cut, names } = win;
