@@ -25,9 +25,8 @@
  *   four output columns at a time, in one flat loop over (image, row, quad): TM vec4 loads of dy
  *   (lane-shared), the x values the four columns read, then per accumulator its four FMAs in a
  *   row (TM x TC x kh x kw x 4 FMAs); otherwise one column at a time with the input window
- *   sliding along the row. Images are
- *   split over workgroups only to reach two; the partial sums are folded by a second dispatch in
- *   a fixed order.
+ *   sliding along the row. Images are split over workgroups only to reach two; the partial sums
+ *   are folded by a second dispatch in a fixed order.
  *
  * - Inputs through uniform windows or packed textures (windows.ts: a storage load takes a
  *   lane-by-lane path in llvmpipe, several times the cost of either). Where whole images of the

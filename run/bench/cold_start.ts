@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median } from "./stats.ts";
+import { PRESETS } from "../presets.ts";
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = join(dirname(HERE), "..", "..");
@@ -91,6 +92,12 @@ if (import.meta.main) {
     console.error(`cold_start: --input: expected a positive integer (the crop side), got "${v.input}"`);
     Deno.exit(2);
   }
+  if (!(v.preset! in PRESETS)) {
+    console.error(
+      `cold_start: --preset: unknown "${v.preset}"; expected one of ${Object.keys(PRESETS).join(", ")}`,
+    );
+    Deno.exit(2);
+  }
   if (v.child) {
     await child(v.preset!, input, v.data, v.child === "prewarm");
   } else {
@@ -121,7 +128,11 @@ if (import.meta.main) {
           .output();
         await Deno.remove(tmp, { recursive: true });
         const line = new TextDecoder().decode(res.stdout).trim().split("\n").pop() ?? "";
-        if (!res.success) throw new Error(`cold-start child (${mode}) failed: ${line}`);
+        if (!res.success) {
+          throw new Error(
+            `cold-start child (${mode}) failed with exit code ${res.code}: ${line || "see its error above"}`,
+          );
+        }
         const row = JSON.parse(line) as ColdRun;
         console.log(JSON.stringify(row));
         runs.push(row);
