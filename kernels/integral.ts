@@ -23,6 +23,7 @@ import {
   chunkedKernel,
   chunking,
   type GroupLayout,
+  LANES_WG,
   type ReduceLayout,
   reduceLayout,
   workgroupFold,
@@ -280,6 +281,12 @@ ${writes}`,
   rec.dispatch(fold.src, [o.stats, ...o.outputs.map((x) => x.region)], fold.groups);
 }
 
+/** The largest divisor of `n` that is at most `cap`. */
+function largestDivisorUpTo(n: number, cap: number): number {
+  for (let d = Math.min(n, cap); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
 /** A coordinate gradient input of the backward: like {@linkcode CoordOutput}, for its diff. */
 export interface CoordGradient {
   region: Region;
@@ -305,6 +312,11 @@ export function softArgmaxBackward(
   // the coordinate gradients are loaded once for the four, and dx is stored as one vec4.
   const V = o.groupSize % 4 === 0 && o.dx.offset % 16 === 0 ? 4 : 1;
   const per = o.groupSize / V;
+  // With the lanes layout (CPU adapters) an invocation walks a run of `run` such units of one group,
+  // loading the coordinate gradients once for the run: there each lane's load takes the lane-by-lane
+  // path (see windows.ts) and cost more than the stores. Every cell's value is the same expression.
+  const run = reduceLayout(rec, o.layout) === "lanes" ? largestDivisorUpTo(per, 64) : 1;
+  const runs = per / run;
   const ins: Binding[] = o.grads.map((_, k) => ({ name: `dy${k}`, access: "read" }));
   const loads = o.grads.flatMap((gr, k) =>
     gr.axes.map((_, m) => `  let g${k}_${m} = dy${k}[src * ${u32(gr.axes.length)} + ${u32(m)}];`)
@@ -317,32 +329,54 @@ export function softArgmaxBackward(
   };
   const vals = Array.from({ length: V }, (_, c) => `  let v${c} = ${value(c)};`);
   const v = V === 4 ? "vec4<f32>(v0, v1, v2, v3)" : "v0";
-  let body = `  let src = i / ${u32(per)};
-  let k0 = (i % ${u32(per)}) * ${u32(V)};
+  const zero = V === 4 ? "vec4<f32>()" : "0.0";
+  const store = (val: string) => `dx[e] = ${o.accumulate ? "dx[e] + " : ""}${val};`;
+  // `gi`: the group; `u0`: the run's first unit in it; unit `u` of the run is dx[e], its first cell k0.
+  const walk = (inner: string) =>
+    run === 1
+      ? `  let u = u0;
+  let e = i;
+  let k0 = u * ${u32(V)};
+${inner}`
+      : `  for (var u = u0; u < u0 + ${u32(run)}; u++) {
+    let e = gi * ${u32(per)} + u;
+    let k0 = u * ${u32(V)};
+${inner.split("\n").map((l) => `  ${l}`).join("\n")}
+  }`;
+  let body = `  let gi = i / ${u32(runs)};
+  let u0 = (i % ${u32(runs)}) * ${u32(run)};
+  let src = gi;
 ${loads.join("\n")}
-${vals.join("\n")}
-  dx[i] = ${o.accumulate ? "dx[i] + " : ""}${v};`;
+${
+    walk(`${vals.join("\n")}
+  ${store(v)}`)
+  }`;
   if (o.channelZeroBug) {
+    // The last joint's gradient lands on channel 0 of its sample; every other channel gets zeros.
     const J = o.channelZeroBug.joints;
-    body = `  let j = (i / ${u32(per)}) % ${u32(J)};
-  let src = (i / ${u32(per * J)}) * ${u32(J)} + ${u32(J - 1)};
-  let k0 = (i % ${u32(per)}) * ${u32(V)};
-  var out = ${V === 4 ? "vec4<f32>()" : "0.0"};
+    body = `  let gi = i / ${u32(runs)};
+  let u0 = (i % ${u32(runs)}) * ${u32(run)};
+  let j = gi % ${u32(J)};
+  let src = (gi / ${u32(J)}) * ${u32(J)} + ${u32(J - 1)};
   if (j == 0u) {
-${loads.map((l) => `  ${l}`).join("\n")}
-${vals.map((l) => `  ${l}`).join("\n")}
-    out = ${v};
-  }
-  dx[i] = ${o.accumulate ? "dx[i] + " : ""}out;`;
+${loads.join("\n")}
+${
+      walk(`${vals.join("\n")}
+  ${store(v)}`)
+    }
+  } else {
+${walk(`  ${store(zero)}`)}
+  }`;
   }
   const k = elementwise(
     `soft_argmax_bwd${o.channelZeroBug ? " channel0" : ""}${
       o.accumulate ? " acc" : ""
-    } ${g.depth}x${g.height}x${g.width}${V === 4 ? " v4" : ""}`,
+    } ${g.depth}x${g.height}x${g.width}${V === 4 ? " v4" : ""}${run > 1 ? ` run${run}` : ""}`,
     {
       bindings: [...ins, { name: "dx", access: "read_write", type: V === 4 ? "vec4<f32>" : "f32" }],
-      n: o.groups * per,
+      n: o.groups * runs,
       body,
+      wg: run > 1 ? LANES_WG : undefined,
     },
   );
   rec.dispatch(k.src, [...o.grads.map((x) => x.region), o.dx], k.groups);

@@ -143,26 +143,29 @@ Deno.test("soft-argmax 2D matches the twin; equals the seed's IntegralX/Y/Z -> I
 });
 
 Deno.test("numerical coordinate regression: clean (col+0.5)/S and legacy col/S with the channel-0 backward", async () => {
-  const shape = [2, 3, 4, 5];
-  const x = randomArray(numel(shape), 27, 0, 1);
-  for (const legacy of [false, true]) {
-    const p = await probe(new NumericalCoordinateRegression("ncr", { bottom: "p", top: "xy", legacy }), [
-      shape,
-    ]);
-    p.set([x]);
-    const [y] = await p.forward();
-    const gr = grid(1, 4, 5, UNIT_BOUNDS, legacy ? 0 : 0.5);
-    const want = softArgmaxRef(x, { groups: 6, grid: gr });
-    assertClose(y, want.filter((_, i) => i % 3 !== 2), { ...FWD, what: `ncr forward legacy=${legacy}` });
-    const g = await p.backward();
-    const dy = new Float32Array(18);
-    for (let j = 0; j < 6; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], 0], 3 * j);
-    const bug = legacy ? { joints: 3 } : undefined;
-    assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 6, grid: gr, channelZeroBug: bug }), {
-      ...FWD,
-      what: `ncr backward ${legacy}`,
-    });
-    if (!legacy) await gradcheck(p, [x]);
-    p.net.destroy();
-  }
+  // Both layouts: the lanes one walks a run of cells per invocation, the other one to four cells.
+  await forEachReduceLayout(async () => {
+    const shape = [2, 3, 4, 5];
+    const x = randomArray(numel(shape), 27, 0, 1);
+    for (const legacy of [false, true]) {
+      const p = await probe(new NumericalCoordinateRegression("ncr", { bottom: "p", top: "xy", legacy }), [
+        shape,
+      ]);
+      p.set([x]);
+      const [y] = await p.forward();
+      const gr = grid(1, 4, 5, UNIT_BOUNDS, legacy ? 0 : 0.5);
+      const want = softArgmaxRef(x, { groups: 6, grid: gr });
+      assertClose(y, want.filter((_, i) => i % 3 !== 2), { ...FWD, what: `ncr forward legacy=${legacy}` });
+      const g = await p.backward();
+      const dy = new Float32Array(18);
+      for (let j = 0; j < 6; j++) dy.set([p.r[0][2 * j], p.r[0][2 * j + 1], 0], 3 * j);
+      const bug = legacy ? { joints: 3 } : undefined;
+      assertClose(g.bottoms[0], softArgmaxBackwardRef(dy, { groups: 6, grid: gr, channelZeroBug: bug }), {
+        ...FWD,
+        what: `ncr backward ${legacy}`,
+      });
+      if (!legacy) await gradcheck(p, [x]);
+      p.net.destroy();
+    }
+  });
 });
