@@ -18,6 +18,7 @@
  */
 import { type ConvGeometry, type Epilogue, isDepthwise } from "./conv_geometry.ts";
 import { type Binding, elementwise, type KernelSource, type Recorder, type Region, u32 } from "./kernel.ts";
+import { copiesForReading, textureDecl } from "./windows.ts";
 
 function check(g: ConvGeometry): void {
   if (!isDepthwise(g)) {
@@ -27,16 +28,19 @@ function check(g: ConvGeometry): void {
   }
 }
 
-function label(kind: string, g: ConvGeometry, ep: Epilogue): string {
+function label(kind: string, g: ConvGeometry, ep: Epilogue, tex = false): string {
   return `dw_${kind} ${g.n}x${g.c}x${g.h}x${g.w} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}${
     ep.bias ? " +bias" : ""
-  }${ep.accumulate ? " acc" : ""}`;
+  }${ep.accumulate ? " acc" : ""}${tex ? " tex" : ""}`;
 }
 
-/** The bindings of a depthwise kernel reading `input` and writing `output`: input, w, [bias], output. */
-function bindings(input: string, output: string, ep: Epilogue): Binding[] {
+/**
+ * The bindings of a depthwise kernel reading `input` and writing `output`: input, w, [bias], output;
+ * without `input` when it is read from a texture (declared after these, see {@linkcode texturePrelude}).
+ */
+function bindings(input: string | null, output: string, ep: Epilogue): Binding[] {
   return [
-    { name: input, access: "read" },
+    ...(input ? [{ name: input, access: "read" as const }] : []),
     { name: "w", access: "read" },
     ...(ep.bias ? [{ name: "bias", access: "read" as const }] : []),
     { name: output, access: "read_write" },
@@ -53,11 +57,14 @@ function rowWalk(
   g: ConvGeometry,
   ep: Epilogue,
   io: [string, string],
-  o: { row: string; rows: number },
+  o: { row: string; rows: number; tex?: string[] },
   body: string,
 ): { src: KernelSource; groups: [number, number, number] } {
-  const k = elementwise(label(kind, g, ep), {
-    bindings: bindings(io[0], io[1], ep),
+  const tex = o.tex ?? [];
+  const storage = bindings(tex.length ? null : io[0], io[1], ep);
+  const k = elementwise(label(kind, g, ep, tex.length > 0), {
+    bindings: storage,
+    prelude: tex.map((name, t) => textureDecl(storage.length + t, `t_${name}`, `${name}_`)).join("\n"),
     n: g.n * g.c * o.rows,
     wg: 8,
     body: `  let ${o.row} = i % ${u32(o.rows)};
@@ -121,10 +128,11 @@ export function depthwiseForwardKernel(
  */
 export function depthwiseForwardRowsKernel(
   g: ConvGeometry,
-  opts: { epilogue?: Epilogue } = {},
+  opts: { epilogue?: Epilogue; texture?: boolean } = {},
 ): { src: KernelSource; groups: [number, number, number] } {
   check(g);
   const ep = opts.epilogue ?? {};
+  const xAt = (at: string) => (opts.texture ? `x_(${at})` : `x[${at}]`);
   const { kh, kw, sh, sw, ph, pw, h, w, oh, ow } = g;
   // Columns that stay in the window from one output to the next, and those loaded anew.
   const keep = Math.max(kw - sw, 0);
@@ -133,7 +141,9 @@ export function depthwiseForwardRowsKernel(
   // Column s of the window for output column `ox`: in the image, or a zero.
   const load = (r: number, s: number, ox: string) => {
     const ix = `${ox} * ${u32(sw)} + ${u32(s)} - ${u32(pw)}`;
-    return `select(0.0, x[row${r} + select(0u, ${ix}, ${ix} < ${u32(w)})], ok${r} && ${ix} < ${u32(w)})`;
+    return `select(0.0, ${xAt(`row${r} + select(0u, ${ix}, ${ix} < ${u32(w)})`)}, ok${r} && ${ix} < ${
+      u32(w)
+    })`;
   };
   let chain = "0.0";
   for (const r of R) for (const s of S) chain = `fma(${v(r, s)}, w${r}_${s}, ${chain})`;
@@ -143,7 +153,7 @@ export function depthwiseForwardRowsKernel(
     g,
     ep,
     ["x", "y"],
-    { row: "oy", rows: oh },
+    { row: "oy", rows: oh, tex: opts.texture ? ["x"] : [] },
     `  let xb = plane * ${u32(h * w)};
   let yb = i * ${u32(ow)};
 ${R.map((r) => S.map((s) => `  let w${r}_${s} = w[wb + ${u32(r * kw + s)}];`).join("\n")).join("\n")}
@@ -216,7 +226,7 @@ export function depthwiseDgradKernel(
  */
 export function depthwiseDgradRowsKernel(
   g: ConvGeometry,
-  opts: { epilogue?: Epilogue } = {},
+  opts: { epilogue?: Epilogue; texture?: boolean } = {},
 ): { src: KernelSource; groups: [number, number, number] } {
   check(g);
   if (g.h % g.sh !== 0 || g.w % g.sw !== 0) {
@@ -243,10 +253,11 @@ export function depthwiseDgradRowsKernel(
   const usedW = new Set<string>();
   const lines: string[] = [];
   // The window holds columns c0..c1 (relative to the block) of every row offset; it slides by one.
+  const dyAt = (at: string) => (opts.texture ? `dy_(${at})` : `dy[${at}]`);
   const load = (ro: number, co: string) =>
-    `select(0.0, dy[yb + select(0u, oy${nm(ro)} * ${u32(ow)} + ${co}, ok${nm(ro)} && ${co} < ${
-      u32(ow)
-    })], ok${nm(ro)} && ${co} < ${u32(ow)})`;
+    `select(0.0, ${
+      dyAt(`yb + select(0u, oy${nm(ro)} * ${u32(ow)} + ${co}, ok${nm(ro)} && ${co} < ${u32(ow)})`)
+    }, ok${nm(ro)} && ${co} < ${u32(ow)})`;
   const decls: string[] = [];
   for (const ro of rowOffs) {
     decls.push(`  let oy${nm(ro)} = by + ${ro >= 0 ? `${u32(ro)}` : `0u - ${u32(-ro)}`};`);
@@ -270,7 +281,8 @@ export function depthwiseDgradRowsKernel(
       }
       const at = `xb + ${u32(py * w + px)} + bx * ${u32(sw)}`;
       const val = ep.bias ? `(${v}) + bias[ch]` : v;
-      lines.push(`    dx[${at}] = ${ep.accumulate ? `dx[${at}] + ` : ""}${val};`);
+      const old = opts.texture ? `dx_(${at})` : `dx[${at}]`;
+      lines.push(`    dx[${at}] = ${ep.accumulate ? `${old} + ` : ""}${val};`);
     }
   }
   for (const ro of rowOffs) {
@@ -285,7 +297,7 @@ export function depthwiseDgradRowsKernel(
     g,
     ep,
     ["dy", "dx"],
-    { row: "by", rows: HB },
+    { row: "by", rows: HB, tex: opts.texture ? ["dy", ...(ep.accumulate ? ["dx"] : [])] : [] },
     `  let yb = plane * ${u32(oh * ow)};
   let xb = plane * ${u32(h * w)} + by * ${u32(sh * w)};
 ${wl.join("\n")}
@@ -296,19 +308,35 @@ ${lines.join("\n")}
   );
 }
 
+/**
+ * Options of the depthwise recorders. `textures` (default: on CPU adapters) reads the row walks'
+ * operands from texture copies: there a storage load takes a lane-by-lane path and a texel load
+ * costs a third of it (see windows.ts). The values and their order are the same either way.
+ */
+export interface DepthwiseRecordOptions {
+  accumulate?: boolean;
+  textures?: boolean;
+}
+
 /** Records y (+)= depthwise_conv(x, w) (+ bias). */
 export function recordDepthwiseForward(
   rec: Recorder,
   io: { x: Region; w: Region; bias?: Region; y: Region; geometry: ConvGeometry },
-  opts: { accumulate?: boolean } = {},
+  opts: DepthwiseRecordOptions = {},
 ): void {
   const g = io.geometry, epilogue = { bias: !!io.bias, accumulate: opts.accumulate };
   check(g);
+  const cpu = rec.kernels.gpu.isFallback;
   // On a CPU adapter, rows of at least four outputs amortise the window's first load; narrower
   // ones, and GPUs (one thread an output suits them), per element.
-  const k = rec.kernels.gpu.isFallback && g.ow >= 4
-    ? depthwiseForwardRowsKernel(g, { epilogue })
-    : depthwiseForwardKernel(g, { epilogue });
+  if (cpu && g.ow >= 4) {
+    const views = (opts.textures ?? cpu) ? copiesForReading(rec, [io.x], g.n * g.c * g.h * g.w) : null;
+    const k = depthwiseForwardRowsKernel(g, { epilogue, texture: !!views });
+    const rest = [io.w, ...(io.bias ? [io.bias] : []), io.y];
+    rec.dispatch(k.src, views ? [...rest, ...views] : [io.x, ...rest], k.groups);
+    return;
+  }
+  const k = depthwiseForwardKernel(g, { epilogue });
   rec.dispatch(k.src, [io.x, io.w, ...(io.bias ? [io.bias] : []), io.y], k.groups);
 }
 
@@ -316,11 +344,25 @@ export function recordDepthwiseForward(
 export function recordDepthwiseDgrad(
   rec: Recorder,
   io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
-  opts: { accumulate?: boolean } = {},
+  opts: DepthwiseRecordOptions = {},
 ): void {
   const g = io.geometry, epilogue = { bias: !!io.bias, accumulate: opts.accumulate };
-  const k = g.h % g.sh === 0 && g.w % g.sw === 0
-    ? depthwiseDgradRowsKernel(g, { epilogue })
-    : depthwiseDgradKernel(g, { epilogue });
-  rec.dispatch(k.src, [io.dy, io.w, ...(io.bias ? [io.bias] : []), io.dx], k.groups);
+  const rest = [io.w, ...(io.bias ? [io.bias] : []), io.dx];
+  if (g.h % g.sh === 0 && g.w % g.sw === 0) {
+    // dy, and the dx being added to, from texture copies (different slots: read together). Should
+    // dx not copy, dy's copy goes unread and both are read from storage.
+    let views: GPUTextureView[] | null = null;
+    if (opts.textures ?? rec.kernels.gpu.isFallback) {
+      const dyView = copiesForReading(rec, [io.dy], g.n * g.c * g.oh * g.ow);
+      const dxView = dyView && opts.accumulate
+        ? copiesForReading(rec, [io.dx], g.n * g.c * g.h * g.w, 1)
+        : [];
+      views = dyView && dxView ? [...dyView, ...dxView] : null;
+    }
+    const k = depthwiseDgradRowsKernel(g, { epilogue, texture: !!views });
+    rec.dispatch(k.src, views ? [...rest, ...views] : [io.dy, ...rest], k.groups);
+    return;
+  }
+  const k = depthwiseDgradKernel(g, { epilogue });
+  rec.dispatch(k.src, [io.dy, ...rest], k.groups);
 }
