@@ -11,6 +11,7 @@
  * @module
  */
 import { type Binding, elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
+import { LANES_WG, reduceLayout } from "./reduce.ts";
 
 /** The 2D renderers of GenHeatmapAllChannels. */
 export type Heatmap2DKind = "baseline" | "cpm" | "plain" | "binary";
@@ -168,32 +169,46 @@ export function renderVolume(rec: Recorder, o: VolumeOptions): void {
     { name: "out", access: "read_write", type: V === 4 ? "vec4<f32>" : "f32" },
   ];
   const r2 = f32(1 / (2 * sigma * sigma)), box = f32(3 * sigma);
+  // With the lanes layout (CPU adapters) an invocation walks a run of `run` units of one joint's
+  // volume, loading the joint and computing its centre once: there each lane's storage load takes
+  // the lane-by-lane path (see windows.ts). Every value keeps its expression.
+  const units = D * S * S / V;
+  const run = reduceLayout(rec) === "lanes"
+    ? Math.max(...[64, 32, 16, 8, 4, 2, 1].filter((r) => units % r === 0))
+    : 1;
   const cols = Array.from({ length: V }, (_, c) =>
     `  let dx${c} = f32(col + ${u32(c)}) - cx;
   let v${c} = select(0.0, exp(-(dx${c} * dx${c} + dy * dy) * ${r2}) * gz, inside && abs(dx${c}) <= ${box});`)
     .join("\n");
-  const k = elementwise(
-    `volume_target D${D} S${S}${o.legacy ? " legacy" : ""}${o.subBinDepth ? " subbin" : ""}${
-      V === 4 ? " v4" : ""
-    }`,
-    {
-      bindings,
-      n: o.batch * o.joints * D * S * S / V,
-      prelude: `const SF = ${f32(S)};`,
-      body: `  let col = (i % ${u32(S / V)}) * ${u32(V)};
-  let row = (i / ${u32(S / V)}) % ${u32(S)};
-  let d = (i / ${u32(S * S / V)}) % ${u32(D)};
-  let bj = i / ${u32(S * S * D / V)};
-  let px = joints[2u * bj];
-  let py = joints[2u * bj + 1u];
-  let z = depth[bj * ${u32(K)} + ${u32(K - 1)}];
-  ${centre}
+  const cell = `  let col = (e % ${u32(S / V)}) * ${u32(V)};
+  let row = (e / ${u32(S / V)}) % ${u32(S)};
+  let d = (e / ${u32(S * S / V)}) % ${u32(D)};
   let dy = f32(row) - cy;
   let dz = f32(d) - cz;
   let inside = abs(dy) <= ${box} && abs(dz) <= ${f32(reach)};
   let gz = exp(-dz * dz * ${f32(1 / (2 * win.sigmaZ * win.sigmaZ))});
 ${cols}
-  out[i] = ${V === 4 ? "vec4<f32>(v0, v1, v2, v3)" : "v0"};`,
+  out[e] = ${V === 4 ? "vec4<f32>(v0, v1, v2, v3)" : "v0"};`;
+  const k = elementwise(
+    `volume_target D${D} S${S}${o.legacy ? " legacy" : ""}${o.subBinDepth ? " subbin" : ""}${
+      V === 4 ? " v4" : ""
+    }${run > 1 ? ` run${run}` : ""}`,
+    {
+      bindings,
+      n: o.batch * o.joints * units / run,
+      wg: run > 1 ? LANES_WG : undefined,
+      prelude: `const SF = ${f32(S)};`,
+      body: `  let e0 = i * ${u32(run)};
+  let bj = e0 / ${u32(units)};
+  let px = joints[2u * bj];
+  let py = joints[2u * bj + 1u];
+  let z = depth[bj * ${u32(K)} + ${u32(K - 1)}];
+  ${centre}
+${
+        run === 1 ? `  let e = e0;\n${cell}` : `  for (var e = e0; e < e0 + ${u32(run)}; e++) {
+${cell.split("\n").map((l) => `  ${l}`).join("\n")}
+  }`
+      }`,
     },
   );
   rec.dispatch(k.src, [o.coords, o.depth, o.out], k.groups);

@@ -8,7 +8,7 @@ import { SoftmaxHM } from "../graph/layers/softmax_hm.ts";
 import { Net } from "../graph/net.ts";
 import { runLayer } from "../graph/ops.ts";
 import { depthWindow, type Heatmap2DKind } from "../kernels/heatmap.ts";
-import { assertClose, randomArray } from "./gradcheck.ts";
+import { assertClose, forEachReduceLayout, randomArray } from "./gradcheck.ts";
 import { renderHeatmaps2DRef, renderVolumeRef } from "./reference/heatmap.ts";
 import { benchVolumetric } from "../run/bench/volumetric.ts";
 
@@ -36,38 +36,41 @@ Deno.test("2D targets: every renderer, clean and legacy, matches the CPU twin (a
 });
 
 Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D = 4 and 16, sides 16 and 6", async () => {
-  const B = 2, J = 3;
-  const joints = randomArray(B * J * 2, 42, -0.05, 1.05);
-  const depth3 = randomArray(B * J * 3, 43, -0.1, 1.1); // [B,J,3]: the last value is the depth
-  // Side 16 renders four columns per invocation, side 6 one.
-  for (const [D, S] of [[4, 16], [16, 16], [4, 6]]) {
-    for (const mode of ["clean", "subbin", "legacy"]) {
-      const layer = new VolumeTarget("vt", {
-        bottoms: ["j", "z"],
-        top: "v",
-        size: S,
-        depthBins: D,
-        legacy: mode === "legacy",
-        subBinDepth: mode === "subbin",
-      });
-      const out = await runLayer(layer, {
-        j: { shape: [B, J, 2], data: joints },
-        z: { shape: [B, J, 3], data: depth3 },
-      });
-      assert.deepEqual(out.v.shape, [B, J * D, S, S]);
-      const want = renderVolumeRef({ joints, depth: depth3 }, {
-        batch: B,
-        joints: J,
-        size: S,
-        depthBins: D,
-        sigma: 2,
-        legacy: mode === "legacy",
-        subBinDepth: mode === "subbin",
-        depthStride: 3,
-      });
-      assertClose(out.v.data, want, { ...TOL, what: `volume D${D} S${S} ${mode}` });
+  // Both layouts: the lanes one walks a run of cells of one joint per invocation, the other four or one.
+  await forEachReduceLayout(async () => {
+    const B = 2, J = 3;
+    const joints = randomArray(B * J * 2, 42, -0.05, 1.05);
+    const depth3 = randomArray(B * J * 3, 43, -0.1, 1.1); // [B,J,3]: the last value is the depth
+    // Side 16 renders four columns per invocation, side 6 one.
+    for (const [D, S] of [[4, 16], [16, 16], [4, 6]]) {
+      for (const mode of ["clean", "subbin", "legacy"]) {
+        const layer = new VolumeTarget("vt", {
+          bottoms: ["j", "z"],
+          top: "v",
+          size: S,
+          depthBins: D,
+          legacy: mode === "legacy",
+          subBinDepth: mode === "subbin",
+        });
+        const out = await runLayer(layer, {
+          j: { shape: [B, J, 2], data: joints },
+          z: { shape: [B, J, 3], data: depth3 },
+        });
+        assert.deepEqual(out.v.shape, [B, J * D, S, S]);
+        const want = renderVolumeRef({ joints, depth: depth3 }, {
+          batch: B,
+          joints: J,
+          size: S,
+          depthBins: D,
+          sigma: 2,
+          legacy: mode === "legacy",
+          subBinDepth: mode === "subbin",
+          depthStride: 3,
+        });
+        assertClose(out.v.data, want, { ...TOL, what: `volume D${D} S${S} ${mode}` });
+      }
     }
-  }
+  });
 });
 
 /** Renders one sample's volume and returns, per joint, the indices of slices holding any value. */
