@@ -36,7 +36,7 @@ function label(kind: string, g: ConvGeometry, ep: Epilogue, tex = false): string
 
 /**
  * The bindings of a depthwise kernel reading `input` and writing `output`: input, w, [bias], output;
- * without `input` when it is read from a texture (declared after these, see {@linkcode texturePrelude}).
+ * without `input` when it is read from a texture (declared after these, see `rowWalk`).
  */
 function bindings(input: string | null, output: string, ep: Epilogue): Binding[] {
   return [
@@ -311,7 +311,8 @@ ${lines.join("\n")}
 /**
  * Options of the depthwise recorders. `textures` (default: on CPU adapters) reads the row walks'
  * operands from texture copies: there a storage load takes a lane-by-lane path and a texel load
- * costs a third of it (see windows.ts). The values and their order are the same either way.
+ * costs a third of it (see windows.ts). Same fma chains either way; only an accumulating input
+ * gradient may differ in its last bit, where the shader compiler fuses the final addition differently.
  */
 export interface DepthwiseRecordOptions {
   accumulate?: boolean;
@@ -330,7 +331,7 @@ export function recordDepthwiseForward(
   // On a CPU adapter, rows of at least four outputs amortise the window's first load; narrower
   // ones, and GPUs (one thread an output suits them), per element.
   if (cpu && g.ow >= 4) {
-    const views = (opts.textures ?? cpu) ? copiesForReading(rec, [io.x], g.n * g.c * g.h * g.w) : null;
+    const views = (opts.textures ?? true) ? copiesForReading(rec, [io.x], g.n * g.c * g.h * g.w) : null;
     const k = depthwiseForwardRowsKernel(g, { epilogue, texture: !!views });
     const rest = [io.w, ...(io.bias ? [io.bias] : []), io.y];
     rec.dispatch(k.src, views ? [...rest, ...views] : [io.x, ...rest], k.groups);

@@ -11,7 +11,7 @@
  * @module
  */
 import { type Binding, elementwise, f32, type Recorder, type Region, u32 } from "./kernel.ts";
-import { LANES_WG, reduceLayout } from "./reduce.ts";
+import { LANES_WG, largestDivisorUpTo, reduceLayout } from "./reduce.ts";
 
 /** The 2D renderers of GenHeatmapAllChannels. */
 export type Heatmap2DKind = "baseline" | "cpm" | "plain" | "binary";
@@ -173,9 +173,7 @@ export function renderVolume(rec: Recorder, o: VolumeOptions): void {
   // volume, loading the joint and computing its centre once: there each lane's storage load takes
   // the lane-by-lane path (see windows.ts). Every value keeps its expression.
   const units = D * S * S / V;
-  const run = reduceLayout(rec) === "lanes"
-    ? Math.max(...[64, 32, 16, 8, 4, 2, 1].filter((r) => units % r === 0))
-    : 1;
+  const run = reduceLayout(rec) === "lanes" ? largestDivisorUpTo(units, 64) : 1;
   const cols = Array.from({ length: V }, (_, c) =>
     `  let dx${c} = f32(col + ${u32(c)}) - cx;
   let v${c} = select(0.0, exp(-(dx${c} * dx${c} + dy * dy) * ${r2}) * gz, inside && abs(dx${c}) <= ${box});`)

@@ -24,6 +24,7 @@ import {
   chunking,
   type GroupLayout,
   LANES_WG,
+  largestDivisorUpTo,
   type ReduceLayout,
   reduceLayout,
   workgroupFold,
@@ -279,12 +280,6 @@ ${store}`,
 ${writes}`,
   });
   rec.dispatch(fold.src, [o.stats, ...o.outputs.map((x) => x.region)], fold.groups);
-}
-
-/** The largest divisor of `n` that is at most `cap`. */
-function largestDivisorUpTo(n: number, cap: number): number {
-  for (let d = Math.min(n, cap); d > 1; d--) if (n % d === 0) return d;
-  return 1;
 }
 
 /** A coordinate gradient input of the backward: like {@linkcode CoordOutput}, for its diff. */

@@ -51,6 +51,15 @@ export function reduceLayout(rec: Recorder, layout?: ReduceLayout): ReduceLayout
   return layout ?? forced ?? (rec.kernels.gpu.isFallback ? "lanes" : "workgroups");
 }
 
+/**
+ * The largest divisor of `n` that is at most `cap`: how many units one "lanes" invocation walks
+ * when a group of `n` must split into equal runs.
+ */
+export function largestDivisorUpTo(n: number, cap: number): number {
+  for (let d = Math.min(n, cap); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
 /** Invocations per workgroup of "lanes" kernels: one SIMD chunk, so groups spread over many workgroups. */
 export const LANES_WG = 8;
 
