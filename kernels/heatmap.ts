@@ -74,18 +74,48 @@ export function renderHeatmaps2D(rec: Recorder, o: Heatmap2DOptions): void {
   let d2 = dx * dx + dy * dy;
   let v = ${o.kind === "plain" ? `exp(-d2 * ${inv2s2})` : `select(0.0, 1.0, sqrt(d2) < ${f32(o.sigma)})`};`;
   }
-  const k = elementwise(`heatmap2d_${o.kind}${o.legacy ? " legacy" : ""} S${S}`, {
-    bindings: [{ name: "joints", access: "read" }, { name: "out", access: "read_write" }],
-    n: o.batch * o.joints * S * S,
-    prelude: `const SF = ${f32(S)};`,
-    body: `  let col = i % ${u32(S)};
-  let row = (i / ${u32(S)}) % ${u32(S)};
-  let bj = i / ${u32(S * S)};
+  // Four columns per invocation where the side allows, stored as one vec4; with the lanes layout
+  // (CPU adapters) an invocation walks a run of `run` such units of one joint's map, loading the
+  // joint once (each lane's storage load takes the lane-by-lane path there, see windows.ts). Every
+  // value is the same per-cell function of (col, row, joint), so the target is the same bit for bit.
+  const V = S % 4 === 0 && o.out.offset % 16 === 0 ? 4 : 1;
+  const units = S * S / V;
+  const run = reduceLayout(rec) === "lanes" ? largestDivisorUpTo(units, 64) : 1;
+  const unit = `  let col = (e % ${u32(S / V)}) * ${u32(V)};
+  let row = (e / ${u32(S / V)}) % ${u32(S)};
+  out[e] = ${
+    V === 4
+      ? "vec4<f32>(cell(col, row, px, py), cell(col + 1u, row, px, py), cell(col + 2u, row, px, py), " +
+        "cell(col + 3u, row, px, py))"
+      : "cell(col, row, px, py)"
+  };`;
+  const k = elementwise(
+    `heatmap2d_${o.kind}${o.legacy ? " legacy" : ""} S${S}${V === 4 ? " v4" : ""}${
+      run > 1 ? ` run${run}` : ""
+    }`,
+    {
+      bindings: [
+        { name: "joints", access: "read" },
+        { name: "out", access: "read_write", type: V === 4 ? "vec4<f32>" : "f32" },
+      ],
+      n: o.batch * o.joints * units / run,
+      wg: run > 1 ? LANES_WG : undefined,
+      prelude: `const SF = ${f32(S)};
+fn cell(col: u32, row: u32, px: f32, py: f32) -> f32 {
+  ${body}
+  return v;
+}`,
+      body: `  let e0 = i * ${u32(run)};
+  let bj = e0 / ${u32(units)};
   let px = joints[2u * bj];
   let py = joints[2u * bj + 1u];
-  ${body}
-  out[i] = v;`,
-  });
+${
+        run === 1 ? `  let e = e0;\n${unit}` : `  for (var e = e0; e < e0 + ${u32(run)}; e++) {
+${unit.split("\n").map((l) => `  ${l}`).join("\n")}
+  }`
+      }`,
+    },
+  );
   rec.dispatch(k.src, [o.coords, o.out], k.groups);
 }
 

@@ -20,19 +20,23 @@ Deno.test("2D targets: every renderer, clean and legacy, matches the CPU twin (a
   const cases: [Heatmap2DKind, number, number][] = [
     ["baseline", 16, 2],
     ["baseline", 32, 1.5],
+    ["baseline", 6, 2], // not whole vec4s: one column per unit
     ["cpm", 32, 7],
     ["plain", 16, 0.05],
     ["binary", 16, 0.1],
   ];
-  for (const [kind, size, sigma] of cases) {
-    for (const legacy of [false, true]) {
-      const layer = new HeatmapTarget("hm", { bottom: "j", top: "h", kind, size, sigma, legacy });
-      const out = await runLayer(layer, { j: { shape: [B, J, 2], data: joints } });
-      assert.deepEqual(out.h.shape, [B, J, size, size]);
-      const want = renderHeatmaps2DRef(joints, { batch: B, joints: J, size, kind, sigma, legacy });
-      assertClose(out.h.data, want, { ...TOL, what: `${kind} S${size} legacy=${legacy}` });
+  // Both layouts: the lanes one walks a run of a joint's cells per invocation, the other one unit.
+  await forEachReduceLayout(async (layout) => {
+    for (const [kind, size, sigma] of cases) {
+      for (const legacy of [false, true]) {
+        const layer = new HeatmapTarget("hm", { bottom: "j", top: "h", kind, size, sigma, legacy });
+        const out = await runLayer(layer, { j: { shape: [B, J, 2], data: joints } });
+        assert.deepEqual(out.h.shape, [B, J, size, size]);
+        const want = renderHeatmaps2DRef(joints, { batch: B, joints: J, size, kind, sigma, legacy });
+        assertClose(out.h.data, want, { ...TOL, what: `${kind} S${size} legacy=${legacy} ${layout}` });
+      }
     }
-  }
+  });
 });
 
 Deno.test("3D targets: clean, sub-bin and legacy volumes match the CPU twin at D = 4 and 16, sides 16 and 6", async () => {
