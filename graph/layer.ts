@@ -144,6 +144,15 @@ export abstract class Layer {
     return false;
   }
 
+  /**
+   * Whether backward needs anything this layer's forward wrote (its tops or its state). A loss whose
+   * forward only sums its value for display, and whose backward reads just its bottoms, answers
+   * false: training then runs that forward with the monitor-only layers (see `Net.monitorEvery`).
+   */
+  forwardFeedsBackward(): boolean {
+    return true;
+  }
+
   /** Whether gradient can flow to bottom `i` (false for labels, indices, constants). */
   propagates(_i: number): boolean {
     return true;

@@ -177,10 +177,11 @@ export class Net {
   /** Iterations completed (the solver's iteration counter). */
   iter = 0;
   /**
-   * The monitor-only layers (training-batch metrics such as MPJPE; see `#monitorOnlyLayers`) run
-   * on the training steps whose iteration is a multiple of this, and on the first step after the
+   * The monitor-only layers (training-batch metrics such as MPJPE; see `#monitorOnlyLayers`) and
+   * the forwards of losses that only sum their value for display (see `#monitorForwards`) run on
+   * the training steps whose iteration is a multiple of this, and on the first step after the
    * build; the other steps skip their dispatches, and their scalars keep the last values computed,
-   * so a window's mean is the mean of the steps that ran them. Losses and every update are
+   * so a window's mean is the mean of the steps that ran them. Loss gradients and every update are
    * unaffected. 1 (the default) runs them every step.
    */
   monitorEvery: number;
@@ -521,7 +522,7 @@ export class Net {
   #recordPrograms(wantTrain: boolean): void {
     if (wantTrain) {
       if (!this.solver) throw new Error(`net "${this.name}": training needs a solver`);
-      const monitors = this.#monitorOnlyLayers();
+      const monitors = this.#monitorForwards();
       const skip = new Set<number>();
       const train = this.#record({ phase: "train", globalStats: false }, true, {
         layers: monitors,
@@ -776,6 +777,22 @@ export class Net {
       ) needed.add(li);
     }
     return new Set(this.#layers.keys().filter((li) => !needed.has(li)));
+  }
+
+  /**
+   * Layers whose forward the lean training step skips: the monitor-only layers, and layers such as
+   * losses whose forward only writes scalars for display (`Layer.forwardFeedsBackward` false) that
+   * no other layer but a monitor reads. Their backward still runs every step.
+   */
+  #monitorForwards(): Set<number> {
+    const monitors = this.#monitorOnlyLayers();
+    for (const [li, info] of this.#layers.entries()) {
+      if (
+        !info.layer.forwardFeedsBackward() && !this.#addTo.has(li) && !this.#fused.has(li) &&
+        info.layer.tops.every((t) => this.#blobs.get(t)!.consumers.every((c) => monitors.has(c)))
+      ) monitors.add(li);
+    }
+    return monitors;
   }
 
   /**

@@ -113,9 +113,9 @@ export interface RunConfig {
 
 /**
  * Training runs the monitor-only layers (the training batches' MPJPE and its parts, which no
- * loss or update reads) on every this many steps (Net.monitorEvery): the displayed window
- * means then average a fifth of its batches, and the step skips ~20 small dispatches (~1.8 ms of
- * the tiny@32 step on a 2-core CPU) four times in five.
+ * loss or update reads) and the loss values' sums on every this many steps (Net.monitorEvery):
+ * the displayed window means then average a fifth of its batches, and the step skips ~20 small
+ * dispatches (~1.8 ms of the tiny@32 step on a 2-core CPU), and the losses' ~6, four times in five.
  */
 export const TRAIN_MONITOR_EVERY = 5;
 

@@ -69,6 +69,11 @@ export class EuclideanLoss extends Layer {
     });
   }
 
+  /** The forward only sums the loss for display; the backward reads just the bottoms. */
+  override forwardFeedsBackward(): boolean {
+    return false;
+  }
+
   override backward(c: BackwardContext): void {
     const [a, b] = c.bottoms;
     const n = numel(a.shape);

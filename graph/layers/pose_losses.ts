@@ -82,6 +82,11 @@ export class SmoothL1Loss extends Layer {
     });
   }
 
+  /** The forward only sums the loss for display; the backward reads just the bottoms. */
+  override forwardFeedsBackward(): boolean {
+    return false;
+  }
+
   override backward(c: BackwardContext): void {
     const d = c.bottomDiffs[0];
     if (!d) return;
@@ -144,6 +149,11 @@ export class JSRegularizationLoss extends Layer {
       n: numel(p.shape),
       scale: 1 / p.shape[0],
     });
+  }
+
+  /** The forward only sums the loss for display; the backward reads just the bottoms. */
+  override forwardFeedsBackward(): boolean {
+    return false;
   }
 
   override backward(c: BackwardContext): void {
@@ -324,6 +334,11 @@ export class IntegralCoordLoss extends Layer {
       n: numel(p.shape),
       scale: (this.norm === "l1" ? 1 : 0.5) / p.shape[0],
     });
+  }
+
+  /** The forward only sums the loss for display; the backward reads just the bottoms. */
+  override forwardFeedsBackward(): boolean {
+    return false;
   }
 
   override backward(c: BackwardContext): void {
