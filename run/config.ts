@@ -287,7 +287,7 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
       momentum: sv.momentum,
     },
     losses: merged(p.losses, over.losses),
-    softmaxScale: over.softmaxScale ?? 50,
+    softmaxScale: over.softmaxScale ?? p.softmaxScale,
     legacy: merged(legacyFlags([]), over.legacy),
     channelOrder: over.channelOrder ?? "bgr",
     seed: over.seed ?? 1,

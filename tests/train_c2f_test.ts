@@ -116,6 +116,8 @@ Deno.test("run config: a preset's defaults, overrides on top, bad values refused
       { d2: 64, iters: 720000 },
     ],
   ]);
+  assert.deepEqual([tiny.softmaxScale, small.softmaxScale, seed.softmaxScale], [10, 50, 50]);
+  assert.equal(runConfig("tiny", { data: "/data", softmaxScale: 25 }).softmaxScale, 25);
   // An undefined override keeps the preset's value.
   assert.equal(runConfig("tiny", { data: "/data", losses: { heatmap2d: undefined } }).losses.heatmap2d, 0.02);
   const poly = runConfig("tiny", {
@@ -206,6 +208,7 @@ Deno.test("train: a seeded run ends with the recorded parameters, bit for bit", 
       // The solver the digest was recorded with, pinned so that tuning the preset leaves it valid.
       solver: { baseLr: 1e-3, policy: { type: "fixed" } },
       losses: { heatmap2d: 0.1, heatmap3d: 0.1 },
+      softmaxScale: 50,
     });
     const digests: string[] = [];
     for (const name of ["first", "second"]) {
