@@ -88,7 +88,7 @@ Schedule and solver
 
 Losses
   --loss-2d W  --loss-3d W|seed  --loss-int W  --int-norm l1|l2  --loss-smoothl1 W  --loss-js W
-  --softmax-scale X     pre-scale of the 3D softmax (default 50, the seed's; tiny: 10)
+  --softmax-scale X     pre-scale of the 3D softmax (default 50, the seed's; tiny: 15)
 
 Seed compatibility (the original's bugs, each only when asked; clean by default)
   --legacy LIST         comma list of: ${LEGACY_NAMES.join(", ")},

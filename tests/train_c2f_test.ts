@@ -116,7 +116,7 @@ Deno.test("run config: a preset's defaults, overrides on top, bad values refused
       { d2: 64, iters: 720000 },
     ],
   ]);
-  assert.deepEqual([tiny.softmaxScale, small.softmaxScale, seed.softmaxScale], [10, 50, 50]);
+  assert.deepEqual([tiny.softmaxScale, small.softmaxScale, seed.softmaxScale], [15, 50, 50]);
   assert.equal(runConfig("tiny", { data: "/data", softmaxScale: 25 }).softmaxScale, 25);
   // An undefined override keeps the preset's value.
   assert.equal(runConfig("tiny", { data: "/data", losses: { heatmap2d: undefined } }).losses.heatmap2d, 0.02);
