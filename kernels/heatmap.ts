@@ -24,6 +24,14 @@ export const DEFAULT_SIGMA: Readonly<Record<Heatmap2DKind, number>> = {
   binary: 2 / 64,
 };
 
+/** WGSL running `body` (written for unit `e`) for units e0 .. e0 + run - 1, or once when run is 1. */
+function walkRun(run: number, body: string): string {
+  if (run === 1) return `  let e = e0;\n${body}`;
+  return `  for (var e = e0; e < e0 + ${u32(run)}; e++) {
+${body.split("\n").map((l) => `  ${l}`).join("\n")}
+  }`;
+}
+
 /** Options of {@linkcode renderHeatmaps2D}. */
 export interface Heatmap2DOptions {
   /** Norm 2D joints [B,J,2] (crop px / crop side). */
@@ -109,11 +117,7 @@ fn cell(col: u32, row: u32, px: f32, py: f32) -> f32 {
   let bj = e0 / ${u32(units)};
   let px = joints[2u * bj];
   let py = joints[2u * bj + 1u];
-${
-        run === 1 ? `  let e = e0;\n${unit}` : `  for (var e = e0; e < e0 + ${u32(run)}; e++) {
-${unit.split("\n").map((l) => `  ${l}`).join("\n")}
-  }`
-      }`,
+${walkRun(run, unit)}`,
     },
   );
   rec.dispatch(k.src, [o.coords, o.out], k.groups);
@@ -232,11 +236,7 @@ ${cols}
   let py = joints[2u * bj + 1u];
   let z = depth[bj * ${u32(K)} + ${u32(K - 1)}];
   ${centre}
-${
-        run === 1 ? `  let e = e0;\n${cell}` : `  for (var e = e0; e < e0 + ${u32(run)}; e++) {
-${cell.split("\n").map((l) => `  ${l}`).join("\n")}
-  }`
-      }`,
+${walkRun(run, cell)}`,
     },
   );
   rec.dispatch(k.src, [o.coords, o.depth, o.out], k.groups);
