@@ -96,6 +96,11 @@ export interface SweepShape {
   os: number;
   rs: number;
   flip: boolean;
+  /**
+   * Uniform windows the weights come in (default 1). With more, the sweep is one register block
+   * (oCount = TM) and window b holds its output channels [b * oCount / wSplit, (b + 1) * oCount / wSplit).
+   */
+  wSplit?: number;
 }
 
 /**
@@ -172,10 +177,29 @@ export function directSweepKernel(
       pre.push(`  let cx${u} = select(0u, ix${u}, okx${u});`);
     } else pre.push(`  let cx${u} = ix${u};`);
   }
+  // Padded rows read from a packed texture come in as whole texels: the R columns of a row lie in
+  // K texels from column ox0 - P4 (the padding rounded up to a texel), e.g. 4 texel loads instead of
+  // 10 for a 3x3 kernel on 8 columns. A texel load costs about what a scalar one does (windows.ts).
+  const texRows = !!opts.textureX && !opts.vec4 && s.sw === 1 && s.win % 4 === 0 && TN % 4 === 0;
+  const P4 = Math.ceil(s.pw / 4) * 4, K = Math.ceil((P4 - s.pw + R) / 4);
+  // Unrolled kernel rows share input rows (row r of kernel row ky is input row r * sh + ky): each
+  // distinct input row d is loaded once, as z{d}_{u}, and the kernel rows name it.
+  const inputRow = (r: number, ky: string) => texRows && /^\d+u$/.test(ky) ? r * s.sh + parseInt(ky) : -1;
+  const vn = (r: number, u: number, ky: string, sfx: string) => {
+    const d = inputRow(r, ky);
+    return d >= 0 ? `z${d}_${u}` : `v${r}_${u}${sfx}`;
+  };
+  const loaded = new Set<number>();
   // The TR x R input values of kernel row `ky` (a WGSL expression), named v{r}_{u}{sfx}.
   const rowLoads = (ky: string, sfx: string): string => {
     let c = "";
     for (const r of Tr) {
+      const d = inputRow(r, ky);
+      if (d >= 0) {
+        if (loaded.has(d)) continue;
+        loaded.add(d);
+      }
+      const name = (u: number) => vn(r, u, ky, sfx);
       const iy = `iy${r}${sfx}`, oky = `oky${r}${sfx}`, row = `row${r}${sfx}`;
       c += `      let ${iy} = oy0 * ${u32(s.sh)} + ${u32(r * s.sh)} + ${ky} - ${u32(s.ph)};\n`;
       if (padY) c += `      let ${oky} = ${iy} < ${u32(s.hin)};\n`;
@@ -188,24 +212,46 @@ export function directSweepKernel(
             opts.textureX ? `xAt4(${t})` : `${opts.uniformX ? "xu" : "x4"}[${t}]`
           };\n`;
         }
-        for (let u = 0; u < R; u++) c += `      let v${r}_${u}${sfx} = q${r}_${u >> 2}${sfx}[${u & 3}];\n`;
+        for (let u = 0; u < R; u++) c += `      let ${name(u)} = q${r}_${u >> 2}${sfx}[${u & 3}];\n`;
         continue;
+      }
+      if (texRows) {
+        for (let k = 0; k < K; k++) {
+          // The first texel of the tensor's first row would lie before it: clamped (its columns are padding).
+          const t = P4 > 0
+            ? `(max(${row} + ox0 + ${u32(4 * k)}, ${u32(P4)}) - ${u32(P4)}) >> 2u`
+            : `(${row} + ox0) / 4u + ${u32(k)}`;
+          c += `      let q${r}_${k}${sfx} = xAt4(${t});\n`;
+        }
       }
       for (let u = 0; u < R; u++) {
         const ok = [padY ? oky : "", padX ? `okx${u}` : ""].filter(Boolean);
-        const load = opts.uniformX || opts.textureX ? `xAt(${row} + cx${u})` : `x[${row} + cx${u}]`;
+        const off = u - s.pw + P4;
+        const load = texRows
+          ? `q${r}_${off >> 2}${sfx}[${off & 3}]`
+          : opts.uniformX || opts.textureX
+          ? `xAt(${row} + cx${u})`
+          : `x[${row} + cx${u}]`;
         c += ok.length
-          ? `      let v${r}_${u}${sfx} = select(0.0, ${load}, ${ok.join(" && ")});\n`
-          : `      let v${r}_${u}${sfx} = ${load};\n`;
+          ? `      let ${name(u)} = select(0.0, ${load}, ${ok.join(" && ")});\n`
+          : `      let ${name(u)} = ${load};\n`;
       }
     }
     return c;
   };
-  // Weight of output j at tap (ky, kx): row-major, or flipped for the input gradient.
+  // Weight of output j at tap (ky, kx): row-major, or flipped for the input gradient; from the
+  // window holding output j.
+  const split = s.wSplit ?? 1, perWindow = TM / split;
+  if (split > 1 && (s.oCount !== TM || TM % split !== 0)) {
+    throw new RangeError(
+      `sweep ${opts.label}: ${split} weight windows need one register block of whole windows`,
+    );
+  }
+  const wt = (j: number) => split > 1 ? `wt${Math.floor(j / perWindow)}` : "wt";
   const weight = (j: number, ky: string, kx: number) =>
     s.flip
-      ? `wt(wr${j} + ${u32(s.kh * s.kw - 1 - kx)} - ${ky} * ${u32(s.kw)})`
-      : `wt(wr${j} + ${ky} * ${u32(s.kw)} + ${u32(kx)})`;
+      ? `${wt(j)}(wr${j} + ${u32(s.kh * s.kw - 1 - kx)} - ${ky} * ${u32(s.kw)})`
+      : `${wt(j)}(wr${j} + ${ky} * ${u32(s.kw)} + ${u32(kx)})`;
   // The FMAs of output j over the given kernel rows: one lane-shared weight per tap, each feeding
   // TR x TN FMAs.
   const fmas = (j: number, rows: readonly [string, string][]): string => {
@@ -215,7 +261,7 @@ export function directSweepKernel(
         c += `        let w${j}_${kx}${sfx} = ${weight(j, ky, kx)};\n`;
         for (const r of Tr) {
           for (const t of Tn) {
-            c += `        ${acc(j, r, t)} = fma(w${j}_${kx}${sfx}, v${r}_${t * s.sw + kx}${sfx}, ${
+            c += `        ${acc(j, r, t)} = fma(w${j}_${kx}${sfx}, ${vn(r, t * s.sw + kx, ky, sfx)}, ${
               acc(j, r, t)
             });\n`;
           }
@@ -271,9 +317,13 @@ export function directSweepKernel(
       ? "@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;"
       : "@group(0) @binding(0) var<storage, read> x: array<f32>;"
   }
-${uniformDecl(1, "w", wFloats, "wt")}
-${opts.bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${opts.bias ? 3 : 2}) var<storage, read_write> ${
+${
+    split > 1
+      ? Array.from({ length: split }, (_, b) => uniformDecl(1 + b, `w${b}`, wFloats, `wt${b}`)).join("\n")
+      : uniformDecl(1, "w", wFloats, "wt")
+  }
+${opts.bias ? `@group(0) @binding(${1 + split}) var<storage, read> bias: array<f32>;` : ""}
+@group(0) @binding(${opts.bias ? 2 + split : 1 + split}) var<storage, read_write> ${
     opts.vec4Out ? "out4: array<vec4<f32>>" : "out: array<f32>"
   };
 @compute @workgroup_size(${WG})
@@ -283,7 +333,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let oy0 = ((q / ${u32(OXB)}) % ${u32(OYB)}) * ${u32(TR)};
   let img = q / ${u32(OXB * OYB)};
   let ol = wid.y * ${u32(TM)};
-${J.map((j) => `  let wb${j} = (ol + ${u32(j)}) * ${u32(s.os)};`).join("\n")}
+${
+    J.map((j) =>
+      split > 1
+        ? `  let wb${j} = ${u32((j % perWindow) * s.os)};`
+        : `  let wb${j} = (ol + ${u32(j)}) * ${u32(s.os)};`
+    ).join("\n")
+  }
 ${pre.join("\n")}
 ${J.flatMap((j) => Tr.flatMap((r) => Tn.map((t) => `  var ${acc(j, r, t)} = 0.0;`))).join("\n")}
   for (var r = 0u; r < ${u32(s.rCount)}; r++) {
@@ -297,9 +353,11 @@ ${stores.join("\n")}
 }`;
   return {
     src: {
-      label: `${opts.label} tm${TM} ${TR > 1 ? `${TR}x` : ""}tn${TN}${opts.vec4 ? " v4" : ""}${
-        opts.vec4Out ? " o4" : ""
-      }${opts.uniformX ? ` ux${s.n}` : opts.textureX ? " tx" : ""}`,
+      label: `${opts.label} tm${TM}${split > 1 ? `/${split}w` : ""} ${TR > 1 ? `${TR}x` : ""}tn${TN}${
+        opts.vec4 ? " v4" : ""
+      }${opts.vec4Out ? " o4" : ""}${
+        opts.uniformX ? ` ux${s.n}` : texRows ? " txr" : opts.textureX ? " tx" : ""
+      }`,
       code,
     },
     groups: [Math.ceil(lanes / WG), s.oCount / TM, 1],
@@ -325,7 +383,7 @@ function vec4Region(r: Region): boolean {
 
 /** Floats of the weight window a sweep reads. */
 function weightWindowFloats(s: SweepShape): number {
-  return (s.oCount - 1) * s.os + (s.rCount - 1) * s.rs + s.kh * s.kw;
+  return (s.oCount / (s.wSplit ?? 1) - 1) * s.os + (s.rCount - 1) * s.rs + s.kh * s.kw;
 }
 
 /** The sweeps of a forward convolution: one per block of output channels whose weights fit a uniform window. */
@@ -333,14 +391,22 @@ export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
   const CT = g.c * g.kh * g.kw;
   const per = Math.floor(UNIFORM_FLOATS / CT);
   if (per < 1) return [];
-  // The register block, shrunk when even 16 output channels' weights overflow a window.
-  const tm = Math.min(
-    sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw }).tm,
-    divisorAtMost(g.k, per),
-  );
+  const want = sweepBlock({ n: g.n, oCount: g.k, hout: g.oh, wout: g.ow, kh: g.kh, kw: g.kw }).tm;
+  // Where a window holds fewer than a register block's channels (3x3 kernels on 114 or more
+  // input channels), the block reads its weights from two to four windows: every input value
+  // loaded then feeds the whole block. A 3x3 128 -> 128 forward at 64x64 with one window ran
+  // blocks of 8 channels.
+  let split = 1;
+  if (per < want) {
+    split = [2, 3, 4].find((b) => want % b === 0 && want / b <= per && ((want / b) * CT * 4) % align === 0) ??
+      1;
+  }
+  // Otherwise the register block, shrunk when even 16 output channels' weights overflow a window.
+  const tm = split > 1 ? want : Math.min(want, divisorAtMost(g.k, per));
   // Blocks of whole TM-channel register blocks whose windows start at aligned offsets.
   let block = g.k;
-  if (per < g.k) {
+  if (split > 1) block = tm;
+  else if (per < g.k) {
     block = Math.floor(per / tm) * tm;
     while (block > 0 && (block * CT * 4) % align !== 0) block -= tm;
   }
@@ -368,6 +434,7 @@ export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
       os: CT,
       rs: g.kh * g.kw,
       flip: false,
+      wSplit: split,
     });
   }
   return out;
@@ -434,7 +501,7 @@ export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad")
 function recordSweep(
   rec: Recorder,
   s: SweepShape,
-  io: { x: Region; w: Region; bias?: Region; out: Region; packed: () => GPUTextureView | null },
+  io: { x: Region; w: readonly Region[]; bias?: Region; out: Region; packed: () => GPUTextureView | null },
   opts: { bias: boolean; accumulate: boolean; label: string; vec4: boolean },
 ): void {
   const limits = rec.kernels.gpu.device.limits;
@@ -458,7 +525,7 @@ function recordSweep(
     const vec4Out = sweepOutVec4(s) && groups.every((g) => vec4Region(g.out));
     const k = directSweepKernel({ ...s, n: images }, { ...opts, uniformX: true, vec4Out });
     for (const g of groups) {
-      rec.dispatch(k.src, [g.x!, io.w, ...(opts.bias ? [io.bias!] : []), g.out], k.groups);
+      rec.dispatch(k.src, [g.x!, ...io.w, ...(opts.bias ? [io.bias!] : []), g.out], k.groups);
     }
     return;
   }
@@ -468,7 +535,7 @@ function recordSweep(
     textureX: !!view,
     vec4Out: sweepOutVec4(s) && vec4Region(io.out),
   });
-  rec.dispatch(k.src, [view ?? io.x, io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
+  rec.dispatch(k.src, [view ?? io.x, ...io.w, ...(opts.bias ? [io.bias!] : []), io.out], k.groups);
 }
 
 /**
@@ -495,18 +562,24 @@ export function recordDirectForward(
   const g = io.geometry;
   if (!directFits(g, "forward")) return false;
   const align = rec.kernels.gpu.device.limits.minUniformBufferOffsetAlignment;
-  const plan = forwardSweeps(g, align).map((s) => ({
-    s,
-    w: uniformWindow(io.w, s.o0 * s.os * 4, weightWindowFloats(s), align),
-  }));
-  if (plan.some((p) => !p.w)) return false;
+  const plan = forwardSweeps(g, align).map((s) => {
+    const split = s.wSplit ?? 1, per = s.oCount / split;
+    return {
+      s,
+      w: Array.from(
+        { length: split },
+        (_, b) => uniformWindow(io.w, (s.o0 + b * per) * s.os * 4, weightWindowFloats(s), align),
+      ),
+    };
+  });
+  if (plan.some((p) => p.w.some((w) => !w))) return false;
   const packed = lazyPack(rec, io.x, g.n * g.c * g.h * g.w);
   for (const { s, w } of plan) {
     const label = `conv_fwd_direct ${shapeLabel(g)}${io.bias ? " +bias" : ""}${opts.accumulate ? " +=" : ""}${
       plan.length > 1 ? ` o${s.o0}+${s.oCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.x);
-    recordSweep(rec, s, { x: io.x, w: w!, bias: io.bias, out: io.y, packed }, {
+    recordSweep(rec, s, { x: io.x, w: w as Region[], bias: io.bias, out: io.y, packed }, {
       bias: !!io.bias,
       accumulate: !!opts.accumulate,
       label,
@@ -537,7 +610,7 @@ export function recordDirectDgrad(
       plan.length > 1 ? ` m${s.r0}+${s.rCount}` : ""
     }`;
     const vec4 = sweepVec4(s) && vec4Region(io.dy);
-    recordSweep(rec, s, { x: io.dy, w: w!, bias: io.bias, out: io.dx, packed }, {
+    recordSweep(rec, s, { x: io.dy, w: [w!], bias: io.bias, out: io.dx, packed }, {
       bias,
       accumulate: acc,
       label,

@@ -154,14 +154,16 @@ const CONFIGS: {
   },
   // Images of 18432 floats, over one 64 KiB uniform window, and so is a block of 8 channels of
   // one image's output gradient: the sweeps, which read each input value three times, and the
-  // weight gradient read their operands packed into textures.
+  // weight gradient read their operands packed into textures, the sweeps a row's padded columns
+  // as whole texels.
   {
     name: "3x3 8->8 on 48x48 (operands through textures)",
     input: [1, 8, 48, 48],
     p: { k: 8, kernel: 3, pad: 1 },
     uniform: false,
     expect: [
-      /conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 tx$/,
+      /conv_fwd_direct 1x8x48x48->8 k3x3 .* o4 txr$/,
+      /conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 txr$/,
       /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/,
     ],
   },
@@ -195,6 +197,21 @@ const CONFIGS: {
     expect: [/conv_wgrad_direct 1x8x32x32->16 .* v4 udy ux$/],
   },
   { name: "3x3 pad 1 on 4x4 (4-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
+  // A 5x5 kernel loops over its rows; padding 2 still starts a row's texels one texel early.
+  {
+    name: "5x5 pad 2 8->4 on 48x48 (texel rows in a kernel-row loop)",
+    input: [1, 8, 48, 48],
+    p: { k: 4, kernel: 5, pad: 2 },
+    expect: [/conv_fwd_direct 1x8x48x48->4 k5x5 .* txr$/],
+  },
+  // 128 input channels: 16 output channels' 3x3 weights overflow one 64 KiB window, so the
+  // forward's register block reads them from two.
+  {
+    name: "3x3 128->16 on 16x16 (weights in two uniform windows)",
+    input: [1, 128, 16, 16],
+    p: { k: 16, kernel: 3, pad: 1 },
+    expect: [/conv_fwd_direct 1x128x16x16->16 k3x3 .* tm16\/2w .* txr$/],
+  },
 ];
 
 // Every config runs with the adapter's tile plus one other: the GPU default (so its code path is
