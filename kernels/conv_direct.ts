@@ -761,9 +761,12 @@ export function directWgradKernel(
   // kx >= kw - sw are loaded anew.
   const keep = Math.max(0, g.kw - g.sw);
   const xr = (at: string) => opts.uniformX || opts.textureX ? `xAt(${at})` : `x[${at}]`;
+  const xCol = (kx: number, ox: string) => `${ox} * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
+  // Whether x's column kx of output column ox, in kernel row r, lies inside the image.
+  const inside = (r: number, kx: number, ox: string) =>
+    [padY ? `oky${r}` : "", padX ? `(${xCol(kx, ox)}) < ${u32(g.w)}` : ""].filter(Boolean);
   const load = (q: number, r: number, kx: number, ox: string) => {
-    const ix = `${ox} * ${u32(g.sw)} + ${u32(kx)} - ${u32(g.pw)}`;
-    const conds = [padY ? `oky${r}` : "", padX ? `(${ix}) < ${u32(g.w)}` : ""].filter(Boolean);
+    const ix = xCol(kx, ox), conds = inside(r, kx, ox);
     const at = `xc${q} + row${r} + ${ix}`;
     return conds.length
       ? `select(0.0, ${xr(`select(0u, ${at}, ${conds.join(" && ")})`)}, ${conds.join(" && ")})`
@@ -775,6 +778,10 @@ export function directWgradKernel(
   // x) come in as one vec4 per channel instead of four scalars.
   const vec = !!opts.vec4 && g.ow % 4 === 0;
   const xVec = vec && isPointwise(g) && g.w % 4 === 0 && (g.h * g.w) % 4 === 0;
+  // Otherwise, from a packed texture with rows of whole texels, the four columns' x values of a
+  // kernel row come in as K4 texels (3 instead of 6 for a 3x3 kernel), as in the sweeps.
+  const texCols = vec && !xVec && !!opts.textureX && g.sw === 1 && g.w % 4 === 0;
+  const X4 = Math.ceil(g.pw / 4) * 4, K4 = Math.ceil((X4 - g.pw + 3 + g.kw) / 4);
   // The sliding window of one column at a time (without vec4 access).
   const decl = vec ? [] : Q.flatMap((q) => Rr.flatMap((r) => Kx.map((kx) => `  var ${v(q, r, kx)} = 0.0;`)));
   const acc = J.flatMap((j) => [
@@ -847,6 +854,24 @@ export function directWgradKernel(
     if (!xAt) {
       for (const q of Q) {
         for (const r of Rr) {
+          if (texCols) {
+            // Whole texels from column ox4 * 4 - X4 (the padding rounded up to a texel), clamped at
+            // the tensor's start (those columns are padding).
+            for (let k = 0; k < K4; k++) {
+              const at = `xc${q} + row${r} + ox4 * 4u + ${u32(4 * k)}`;
+              body += `        let t${q}_${r}_${k} = xAt4(${
+                X4 > 0 ? `(max(${at}, ${u32(X4)}) - ${u32(X4)}) >> 2u` : `(${at}) >> 2u`
+              });\n`;
+            }
+            for (let m = 0; m < 4 + g.kw - 1; m++) {
+              const off = m - g.pw + X4, c = inside(r, m, "ox4 * 4u");
+              const t = `t${q}_${r}_${off >> 2}[${off & 3}]`;
+              body += `        let ${cv(q, r, m)} = ${
+                c.length ? `select(0.0, ${t}, ${c.join(" && ")})` : t
+              };\n`;
+            }
+            continue;
+          }
           for (let m = 0; m < 3 * g.sw + g.kw; m++) {
             body += `        let ${cv(q, r, m)} = ${load(q, r, m, "ox4 * 4u")};\n`;
           }
@@ -965,7 +990,7 @@ ${biasStores.length ? `  if (gid.x == 0u) {\n${biasStores.join("\n")}\n  }` : ""
   const label = `conv_wgrad_direct ${shapeLabel(g)}${opts.bias ? " +bias" : ""} tm${TM} tc${TC}${
     KY < g.kh ? " row" : ""
   }${split ? ` split${S}` : ""}${vec ? " v4" : ""}${opts.uniformDy ? " udy" : opts.textureDy ? " tdy" : ""}${
-    opts.uniformX ? " ux" : opts.textureX ? " tx" : ""
+    opts.uniformX ? " ux" : texCols ? " txr" : opts.textureX ? " tx" : ""
   }`;
   return { src: { label, code }, groups: [Math.ceil(lanes / WG), g.k / TM, S] };
 }

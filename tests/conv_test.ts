@@ -164,7 +164,7 @@ const CONFIGS: {
     expect: [
       /conv_fwd_direct 1x8x48x48->8 k3x3 .* o4 txr$/,
       /conv_dgrad_direct 1x8x48x48->8 k3x3 .* o4 txr$/,
-      /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy tx$/,
+      /conv_wgrad_direct 1x8x48x48->8 k3x3 .* tdy txr$/,
     ],
   },
   // Images of 49923 and 33282 floats, not whole texels: every direct kernel reads storage.
