@@ -3,7 +3,9 @@
  * figures in two source trees (this one and `--base`, a checkout of an older commit), alternating
  * between them round by round so both see the same machine load, and prints one Markdown table
  * plus JSON. Each measurement runs in its own process with that tree's code (the measuring code
- * below imports the tree's modules by path; their public API is the same in both).
+ * below imports the tree's modules by path; their public API is the same in both); with
+ * `--interleave` one process builds both trees' steps (or kernels) on one device and alternates
+ * between them run by run, which a machine whose speed drifts over minutes disturbs least.
  *
  *   git worktree add /tmp/volpose-old <commit>       # or: git archive <commit> | tar -x -C DIR
  *   deno run -A run/bench/compare.ts --base /tmp/volpose-old [--presets tiny,tiny@64,small] [--rounds 3]
@@ -35,7 +37,8 @@ const USAGE = `usage: deno run -A run/bench/compare.ts --base OLD_TREE [options]
   --base DIR        the older source tree (git worktree add DIR COMMIT, or git archive | tar -x)
   --presets LIST    training steps to time, NAME or NAME@INPUT (default tiny,tiny@64,small)
   --rounds N        rounds of old and new (default 3; small runs at most 2 unless interleaved)
-  --interleave      time both trees' steps in one process, alternating ~1 s runs for N rounds
+  --interleave      time both trees in one process, alternating ~1 s runs of a step (~0.5 s of a
+                    kernel's calls) for N rounds
                     (steadier on a machine whose speed drifts; the base must build on this tree's
                     device object, which every tree since the CPU-adapter kernels does)
   --no-kernels      skip the conv / GEMM / batch-norm figures
@@ -162,7 +165,17 @@ async function measureStepInterleaved(roots: { old: string; new: string }, spec:
   }));
 }
 
-async function measureKernels(root: string): Promise<Measured[]> {
+/** One kernel figure: its name, its FLOPs (GFLOP/s are reported where given) and a replay of its program. */
+interface KernelProgram {
+  name: string;
+  flops?: number;
+  /** Encodes the program `reps` times into one submit, waits for it and returns ms per repetition. */
+  once(reps: number): Promise<number>;
+}
+
+/** A tree's kernel figures (conv 3x3 at two sizes, GEMM 1024^3, batch norm + ReLU), built on `gpu` (the tree's own when absent). */
+// deno-lint-ignore no-explicit-any
+async function kernelPrograms(root: string, gpu?: any): Promise<{ gpu: unknown; programs: KernelProgram[] }> {
   const u = (p: string) => new URL(`file://${join(root, p)}`).href;
   const { openGpu } = await import(u("kernels/device.ts")).catch(() => import(u("graph/device.ts")));
   const kernel = await import(u("kernels/kernel.ts"));
@@ -171,11 +184,12 @@ async function measureKernels(root: string): Promise<Measured[]> {
   const { recordGemm } = await import(u("kernels/gemm.ts"));
   const norm = await import(u("kernels/norm.ts"));
   const { createRegion } = await import(u("graph/tensor.ts"));
-  const gpu = await openGpu();
+  gpu ??= await openGpu();
   const cache = new kernel.KernelCache(gpu);
   const R = (n: number) => createRegion(gpu, new Float32Array(n).map((_, i) => Math.sin(i * 0.37) * 0.5));
   type Rec = { dispatches: unknown[] };
-  const time = async (fill: (rec: Rec) => void): Promise<number> => {
+  const programs: KernelProgram[] = [];
+  const add = async (name: string, fill: (rec: Rec) => void, flops?: number) => {
     const rec = new kernel.Recorder(cache);
     rec.owner = "compare";
     fill(rec);
@@ -194,28 +208,29 @@ async function measureKernels(root: string): Promise<Measured[]> {
       await gpu.device.queue.onSubmittedWorkDone();
       return (performance.now() - t0) / reps;
     };
-    await once(1);
-    const reps = Math.max(10, Math.min(2000, Math.ceil(500 / (await once(10)))));
-    return await timeRuns(() => once(reps), 5);
+    programs.push({ name, flops, once });
   };
-  const out: Measured[] = [];
   for (const [n, c, h, k] of [[1, 128, 64, 128], [8, 32, 16, 32]]) {
     const g = geom.convGeometry([n, c, h, h], { k, kernel: 3, pad: 1 });
     const x = R(n * c * h * h), y = R(n * k * h * h), w = R(k * c * 9), b = R(k), dw = R(k * c * 9);
     const ws = R(Math.max(4, conv.wgradWorkspaceFloats(g, { bias: false })));
-    const gf = (ms: number) => (2 * geom.convMacs(g)) / (ms * 1e6);
+    const flops = 2 * geom.convMacs(g);
     const label = `conv 3x3 ${c}->${k} ${n}x${h}x${h}`;
-    let ms = await time((rec) => conv.recordConvForward(rec, { x, w, bias: b, y, geometry: g }));
-    out.push({ name: `${label} forward`, ms, extra: { gflops: gf(ms) } });
-    ms = await time((rec) => conv.recordConvDgrad(rec, { dy: y, w, dx: x, geometry: g }));
-    out.push({ name: `${label} dgrad`, ms, extra: { gflops: gf(ms) } });
-    ms = await time((rec) => conv.recordConvWgrad(rec, { dy: y, x, dw, workspace: ws, geometry: g }));
-    out.push({ name: `${label} wgrad`, ms, extra: { gflops: gf(ms) } });
+    await add(
+      `${label} forward`,
+      (rec) => conv.recordConvForward(rec, { x, w, bias: b, y, geometry: g }),
+      flops,
+    );
+    await add(`${label} dgrad`, (rec) => conv.recordConvDgrad(rec, { dy: y, w, dx: x, geometry: g }), flops);
+    await add(
+      `${label} wgrad`,
+      (rec) => conv.recordConvWgrad(rec, { dy: y, x, dw, workspace: ws, geometry: g }),
+      flops,
+    );
   }
   {
     const n = 1024, a = R(n * n), b = R(n * n), c = R(n * n);
-    const ms = await time((rec) => recordGemm(rec, { a, b, c }, { M: n, N: n, K: n }));
-    out.push({ name: "GEMM 1024^3", ms, extra: { gflops: (2 * n ** 3) / (ms * 1e6) } });
+    await add("GEMM 1024^3", (rec) => recordGemm(rec, { a, b, c }, { M: n, N: n, K: n }), 2 * n ** 3);
   }
   {
     const [N, C, H] = [1, 256, 64], len = N * C * H * H;
@@ -223,12 +238,71 @@ async function measureKernels(root: string): Promise<Measured[]> {
     const gamma = R(C), beta = R(C), saved = R(2 * C), dg = R(C), dbeta = R(C);
     const shape = { outer: N, channels: C, inner: H * H };
     const bn = { x, shape, eps: 1e-5, relu: true, gamma, beta, stats: { kind: "batch", saved } };
-    const fwd = await time((rec) => norm.batchNormForward(rec, { ...bn, y }));
-    out.push({ name: "BN+ReLU 1x256x64x64 forward", ms: fwd });
-    const bwd = await time((rec) =>
-      norm.batchNormBackward(rec, { ...bn, dy, dx, accumulate: false, dgamma: dg, dbeta })
+    await add("BN+ReLU 1x256x64x64 forward", (rec) => norm.batchNormForward(rec, { ...bn, y }));
+    await add(
+      "BN+ReLU 1x256x64x64 backward",
+      (rec) => norm.batchNormBackward(rec, { ...bn, dy, dx, accumulate: false, dgamma: dg, dbeta }),
     );
-    out.push({ name: "BN+ReLU 1x256x64x64 backward", ms: bwd });
+  }
+  return { gpu, programs };
+}
+
+/**
+ * Repetitions per timed run of ~0.5 s, sized from ten (waiting for the queue costs a fixed ~10
+ * ms in Deno, which one repetition would count as kernel time).
+ */
+async function repsFor(p: KernelProgram): Promise<number> {
+  await p.once(1);
+  return Math.max(10, Math.min(2000, Math.ceil(500 / (await p.once(10)))));
+}
+
+function kernelRow(
+  p: KernelProgram,
+  ms: number,
+  extra: Record<string, number> = {},
+  side?: "old" | "new",
+): Measured {
+  return {
+    name: p.name,
+    ms,
+    side,
+    extra: { ...(p.flops ? { gflops: p.flops / (ms * 1e6) } : {}), ...extra },
+  };
+}
+
+async function measureKernels(root: string): Promise<Measured[]> {
+  const { programs } = await kernelPrograms(root);
+  const out: Measured[] = [];
+  for (const p of programs) {
+    const reps = await repsFor(p);
+    out.push(kernelRow(p, await timeRuns(() => p.once(reps), 5)));
+  }
+  return out;
+}
+
+/**
+ * Both trees' kernel figures in one process and on one device, alternating runs of ~0.5 s
+ * (old, new, new, old, ...) kernel by kernel for `rounds` rounds; `ratio` is the median over
+ * rounds of old / new, as for interleaved steps.
+ */
+async function measureKernelsInterleaved(roots: { old: string; new: string }, rounds: number) {
+  const b = await kernelPrograms(roots.new);
+  const a = await kernelPrograms(roots.old, b.gpu);
+  const out: Measured[] = [];
+  for (const [i, pb] of b.programs.entries()) {
+    const pa = a.programs[i];
+    await pa.once(1);
+    const reps = await repsFor(pb);
+    const t = { old: [] as number[], new: [] as number[] };
+    for (let r = 0; r < rounds; r++) {
+      for (const side of (r % 2 ? ["new", "old"] : ["old", "new"]) as ("old" | "new")[]) {
+        t[side].push(await (side === "old" ? pa : pb).once(reps));
+      }
+    }
+    const ratio = median(t.old.map((o, j) => o / t.new[j]));
+    for (const side of ["old", "new"] as const) {
+      out.push(kernelRow(pb, median(t[side]), { ratio, rounds }, side));
+    }
   }
   return out;
 }
@@ -258,6 +332,8 @@ async function main(): Promise<void> {
     const root = resolve(values.root!);
     const rows = values.child === "kernels"
       ? await measureKernels(root)
+      : values.child === "interleave:kernels"
+      ? await measureKernelsInterleaved({ old: resolve(values.base!), new: root }, Number(values.rounds))
       : values.child.startsWith("interleave:")
       ? await measureStepInterleaved(
         { old: resolve(values.base!), new: root },
@@ -282,7 +358,7 @@ async function main(): Promise<void> {
   for (const task of tasks) {
     // The small preset runs ~once per round at 5-35 s a step; fewer rounds keep it bearable.
     const n = task.startsWith("small") ? Math.min(rounds, 2) : rounds;
-    if (values.interleave && task !== "kernels") {
+    if (values.interleave) {
       console.error(`compare: ${task}, both trees in one process, ${rounds} rounds`);
       for (
         const m of await child(trees.new, `interleave:${task}`, join(trees.new, ".cache"), [
