@@ -35,9 +35,16 @@
  *   once per group, bound at that group's offsets; the weight gradient also cuts dy into blocks of
  *   output channels of one image. Operands too large for that are packed into a texture first.
  *
+ * - Packed rows come in as whole texels: where the operand's rows are whole texels, a sweep loads
+ *   the texels holding a row's padded columns (4 for 10 columns of a 3x3 kernel on 8 outputs)
+ *   and each distinct input row once across the kernel rows; the weight gradient likewise its
+ *   x columns (3 texels for 6 columns).
+ *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
  * runs one dispatch per block of output channels, an input gradient one per block of reduction
- * channels (each adding into dx), so any layer size fits. GPUs keep the tiled GEMM core.
+ * channels (each adding into dx), so any layer size fits. Where not even a register block's 16
+ * output channels fit one window, the forward's block reads its weights from two to four
+ * windows. GPUs keep the tiled GEMM core.
  * @module
  */
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
