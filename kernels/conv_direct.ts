@@ -197,7 +197,7 @@ export function directSweepKernel(
     return d >= 0 ? `z${d}_${u}` : `v${r}_${u}${sfx}`;
   };
   const loaded = new Set<number>();
-  // The TR x R input values of kernel row `ky` (a WGSL expression), named v{r}_{u}{sfx}.
+  // The TR x R input values of kernel row `ky` (a WGSL expression), named v{r}_{u}{sfx} (or z{d}_{u}).
   const rowLoads = (ky: string, sfx: string): string => {
     let c = "";
     for (const r of Tr) {
