@@ -213,6 +213,7 @@ export interface RunOverrides {
     type?: SolverSpec["type"];
     baseLr?: number;
     momentum?: number;
+    rmsDecay?: number;
     weightDecay?: number;
     policy?: PolicyChoice;
   };
@@ -285,6 +286,7 @@ export function runConfig(presetName: string, over: RunOverrides): RunConfig {
       policy,
       weightDecay: sv.weightDecay ?? 0,
       momentum: sv.momentum,
+      rmsDecay: sv.rmsDecay,
     },
     losses: merged(p.losses, over.losses),
     softmaxScale: over.softmaxScale ?? p.softmaxScale,

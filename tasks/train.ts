@@ -34,7 +34,7 @@ import { train } from "../run/train.ts";
 export const OPTIONS: OptionTable = optionTable({
   values: `
     data run from time-budget preset input features stem stacks link norm groups modules d1
-    d2 schedule iters batch solver lr momentum weight-decay lr-policy gamma stepsize stepvalues
+    d2 schedule iters batch solver lr momentum rms-decay weight-decay lr-policy gamma stepsize stepvalues
     power seed flip-prob rotate scale loss-2d loss-3d loss-int int-norm loss-smoothl1 loss-js
     softmax-scale legacy display snapshot eval-every eval-samples workers
   `,
@@ -78,6 +78,7 @@ Schedule and solver
   --iters N[,N...]      iterations per stage (one value applies to every stage)
   --batch N             batch size (default: 3 for seed, 8 for small/tiny)
   --solver rmsprop|sgd|adam   --lr X   --momentum X   --weight-decay X
+  --rms-decay X         RMSProp's decay of its running mean square (default 0.99, Caffe's)
   --lr-policy fixed|step|multistep|poly   --gamma X   --stepsize N   --stepvalues N,N   --power X
                         (default: poly, a linear decay to zero, for tiny; fixed otherwise)
   --seed N              seed of initialisation, sampling and augmentation (default 1)
@@ -149,6 +150,7 @@ export function overridesFromArgs(v: Values, data: string): { preset: string; ov
       type: choice(v, "solver", ["rmsprop", "sgd", "adam"] as const),
       baseLr: num(v, "lr"),
       momentum: num(v, "momentum"),
+      rmsDecay: inRange(v, "rms-decay", 0, 1, "a decay rate"),
       weightDecay: num(v, "weight-decay"),
       policy: policy(v),
     },

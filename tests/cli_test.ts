@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { helpOptionNames, type OptionTable, optionTable, parseCommandLine, UsageError } from "../io/cli.ts";
 import { generateDataset } from "../io/synth_dataset.ts";
-import { runConfig } from "../run/config.ts";
+import { makeSolver, runConfig } from "../run/config.ts";
+import type { RMSProp } from "../graph/solver.ts";
 import { tinyRunConfig } from "./tiny_run.ts";
 import { train } from "../run/train.ts";
 import { sharedGpu } from "../kernels/device.ts";
@@ -96,6 +97,9 @@ Deno.test("cli train: option values are checked and named", () => {
   assert.deepEqual(ok.overrides.augment, { flipProb: 0.25, maxRotateDeg: 15, scaleRange: [0.9, 1.1] });
   const cfg = runConfig(ok.preset, ok.overrides);
   assert.deepEqual([cfg.flipProb, cfg.maxRotateDeg, cfg.scaleRange, cfg.batch], [0.25, 15, [0.9, 1.1], 8]);
+  const rms = runConfig("tiny", parse(["--rms-decay", "0.9"]).overrides).solver;
+  assert.equal(rms.rmsDecay, 0.9);
+  assert.equal((makeSolver(rms) as RMSProp).rmsDecay, 0.9);
   for (
     const [args, msg] of [
       [["--flip-prob", "1.5"], /--flip-prob: expected a probability/],
@@ -107,6 +111,7 @@ Deno.test("cli train: option values are checked and named", () => {
       [["--stem", "8"], /--stem: expected A,B/],
       [["--legacy", "heatmaps,nope"], /--legacy: unknown "nope"/],
       [["--norm", "layer"], /--norm: expected batch or group/],
+      [["--rms-decay", "1.5"], /--rms-decay: expected a decay rate in \[0, 1\], got "1.5"/],
     ] as const
   ) {
     assert.throws(() => parse([...args]), (e) => e instanceof UsageError && msg.test(e.message));
