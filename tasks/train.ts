@@ -77,7 +77,8 @@ Schedule and solver
   --schedule 2,4,8      coarse-to-fine depths, trained one after another (weights handed on)
   --iters N[,N...]      iterations per stage (one value applies to every stage)
   --batch N             batch size (default: 3 for seed, 8 for small/tiny)
-  --solver rmsprop|sgd|adam   --lr X   --momentum X   --weight-decay X
+  --solver rmsprop|sgd|adam   --lr X   --momentum X
+  --weight-decay X      L2 decay of the convolution weights (default 0, the seed's)
   --rms-decay X         RMSProp's decay of its running mean square (default 0.99, Caffe's)
   --lr-policy fixed|step|multistep|poly   --gamma X   --stepsize N   --stepvalues N,N   --power X
                         (default: poly, a linear decay to zero, for tiny; fixed otherwise)
