@@ -130,6 +130,15 @@ export function overridesFromArgs(v: Values, data: string): { preset: string; ov
   const loss3d = str(v, "loss-3d");
   const legacy = nameList(v, "legacy", [...LEGACY_NAMES, "all"]);
   if (v.rgb && v.bgr) throw new UsageError("--rgb and --bgr exclude each other");
+  // A decay of 1 would never update the mean square (every step then divides by delta alone).
+  const rmsDecay = inRange(v, "rms-decay", 0, 1, "a decay rate");
+  if (rmsDecay === 1) {
+    throw new UsageError(`--rms-decay: expected a decay rate below 1, got "${v["rms-decay"]}"`);
+  }
+  const solver = choice(v, "solver", ["rmsprop", "sgd", "adam"] as const);
+  if (rmsDecay !== undefined && solver !== undefined && solver !== "rmsprop") {
+    throw new UsageError(`--rms-decay applies to --solver rmsprop only, not ${solver}`);
+  }
   const overrides: RunOverrides = {
     data,
     model: {
@@ -148,10 +157,10 @@ export function overridesFromArgs(v: Values, data: string): { preset: string; ov
     timeBudgetSec: inRange(v, "time-budget", 0, Infinity, "seconds"),
     batch: int(v, "batch"),
     solver: {
-      type: choice(v, "solver", ["rmsprop", "sgd", "adam"] as const),
+      type: solver,
       baseLr: num(v, "lr"),
       momentum: num(v, "momentum"),
-      rmsDecay: inRange(v, "rms-decay", 0, 1, "a decay rate"),
+      rmsDecay,
       weightDecay: num(v, "weight-decay"),
       policy: policy(v),
     },

@@ -112,6 +112,8 @@ Deno.test("cli train: option values are checked and named", () => {
       [["--legacy", "heatmaps,nope"], /--legacy: unknown "nope"/],
       [["--norm", "layer"], /--norm: expected batch or group/],
       [["--rms-decay", "1.5"], /--rms-decay: expected a decay rate in \[0, 1\], got "1.5"/],
+      [["--rms-decay", "1"], /--rms-decay: expected a decay rate below 1, got "1"/],
+      [["--solver", "sgd", "--rms-decay", "0.9"], /--rms-decay applies to --solver rmsprop only, not sgd/],
     ] as const
   ) {
     assert.throws(() => parse([...args]), (e) => e instanceof UsageError && msg.test(e.message));
