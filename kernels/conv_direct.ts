@@ -648,24 +648,58 @@ export function wgradPlan(
   g: ConvGeometry,
   opts: { split?: boolean } = {},
 ): { tm: number; tc: number; rows: number; lanes: number; wg: number; splits: number; perSplit: number } {
-  const tm = divisorAtMost(g.k, 16);
-  // TC channels per invocation while that still leaves a SIMD chunk (8) of invocations: two for
-  // a 3x3 kernel (18 taps, each dy value feeding 18 x TM FMAs), eight for 1x1. Each dy value is a
-  // lane-shared load that costs as much as several FMAs; two channels ran 15-30% faster than one
-  // on 3x3 layers of 8-32 pixel maps, and the tiny step's first (compiling) step took the same
+  // TC channels per invocation while that still leaves a SIMD chunk (8) of invocations: up to two
+  // for a 3x3 kernel (18 taps, each dy value feeding 18 x TM FMAs), eight for 1x1. Each dy value
+  // is a lane-shared load that costs as much as several FMAs; two channels ran 15-30% faster than
+  // one on 3x3 layers of 8-32 pixel maps, and the tiny step's first (compiling) step took the same
   // ~150 s with Mesa's shader cache off either way.
   const taps = g.kh * g.kw;
-  const tc = divisorAtMost(
-    g.c,
-    Math.max(1, Math.min(Math.floor((taps === 1 ? 8 : 18) / taps), Math.floor(g.c / 8))),
-  );
+  const most = Math.max(1, Math.min(Math.floor((taps === 1 ? 8 : 18) / taps), Math.floor(g.c / 8)));
+  let best = wgradCut(g, divisorAtMost(g.c, most), opts);
+  // A kernel with taps, where a dispatch has work enough for both workers (WGRAD_SPLIT_MACS): one
+  // or two channels, whichever fills the SIMD chunks and the workers best (see wgradCost). The 3x3
+  // 16 -> 16 layer at 32x32 (one image per dispatch) ran 1.25-1.34x faster as 16 single-channel
+  // invocations than as 8 of two (llvmpipe, 2026-12-08). For 1x1 kernels the same choice among
+  // 4-8 channels (96 in blocks of 6 rather than 8, 160 in blocks of 5) measured 0.89-1.20x
+  // across three runs, so they keep the largest count.
+  const macs = g.n * g.oh * g.ow * g.k * g.c * taps;
+  if (taps === 1 || macs < WGRAD_SPLIT_MACS) return best;
+  for (let tc = Math.ceil(most / 2); tc <= most; tc++) {
+    if (g.c % tc !== 0) continue;
+    const p = wgradCut(g, tc, opts);
+    if (wgradCost(g, p) <= wgradCost(g, best)) best = p;
+  }
+  return best;
+}
+
+/**
+ * Relative time of a weight-gradient cut: SIMD chunks run (idle lanes included) x channels per
+ * invocation, over the workers that many workgroups keep busy (WGRAD_BLOCKS, the count the splits
+ * aim at). Ties go to the larger TC (fewer dy loads per FMA).
+ */
+function wgradCost(g: ConvGeometry, p: ReturnType<typeof wgradCut>): number {
+  const groups = Math.ceil(p.lanes / p.wg), blocks = (g.k / p.tm) * groups * p.splits;
+  return ((g.k / p.tm) * groups * p.wg * p.tc) / Math.min(WGRAD_BLOCKS, blocks);
+}
+
+/** The cut of {@linkcode wgradPlan} for TC channels per invocation. */
+function wgradCut(
+  g: ConvGeometry,
+  tc: number,
+  opts: { split?: boolean },
+): { tm: number; tc: number; rows: number; lanes: number; wg: number; splits: number; perSplit: number } {
+  const tm = divisorAtMost(g.k, 16);
   // Too few channels for a chunk (an RGB input): one invocation per (channel, kernel row).
   const rows = g.c / tc < 8 && g.kh > 1 ? 1 : g.kh;
   const lanes = (g.c / tc) * (g.kh / rows);
+  // Workgroups of whole SIMD chunks, as many as divide the chunks evenly (at most SWEEP_WG
+  // lanes): 48 invocations run as two groups of 24, not as 32 + 16 idle lanes of 32 computing
+  // clamped copies. Measured on whole layers (llvmpipe, 2026-12-08): 3x3 96 -> 16 at 32x32 and
+  // 96 -> 48 at 16x16 1.25-1.32x faster, 1x1 192 -> 64 at 16x16 1.15x.
+  let wg = 8 * divisorAtMost(Math.ceil(lanes / 8), SWEEP_WG / 8);
   // With a single image (channel blocks of one image each), no split can make up for too few
-  // workgroups: then one SIMD chunk per workgroup. Each lane's sums are its own, so this changes
-  // no result.
-  let wg = fitWorkgroup(lanes);
+  // workgroups: then one SIMD chunk per workgroup. Each lane's sums are its own, so neither
+  // changes any result.
   if (g.n === 1 && (g.k / tm) * Math.ceil(lanes / wg) < WGRAD_BLOCKS) wg = 8;
   // At least WGRAD_BLOCKS workgroups, splitting the images (whole ones) when the channel blocks
   // are fewer. A fixed count rather than the machine's cores, so the summation order (and the

@@ -21,7 +21,7 @@ import {
   recordGemm,
   type TileConfig,
 } from "../kernels/gemm.ts";
-import { directFits } from "../kernels/conv_direct.ts";
+import { directFits, wgradPlan } from "../kernels/conv_direct.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
 import { benchConv } from "../run/bench/conv.ts";
@@ -211,6 +211,20 @@ const CONFIGS: {
     input: [1, 128, 16, 16],
     p: { k: 16, kernel: 3, pad: 1 },
     expect: [/conv_fwd_direct 1x128x16x16->16 k3x3 .* tm16\/2w .* txr$/],
+  },
+  // 24 weight-gradient invocations (two channels each) in one workgroup of 24 lanes, and a
+  // 16-channel 3x3 kernel whose weight gradient runs single channels (see the wgradPlan test).
+  {
+    name: "3x3 48->32 on 8x8 (24-lane weight-gradient workgroups)",
+    input: [2, 48, 8, 8],
+    p: { k: 32, kernel: 3, pad: 1 },
+    expect: [/conv_wgrad_direct 2x48x8x8->32 k3x3 .* tc2 /],
+  },
+  {
+    name: "3x3 16->16 on 32x32 (single-channel weight gradient)",
+    input: [1, 16, 32, 32],
+    p: { k: 16, kernel: 3, pad: 1 },
+    expect: [/conv_wgrad_direct 1x16x32x32->16 k3x3 .* tc1 /],
   },
 ];
 
@@ -449,6 +463,25 @@ Deno.test("conv wgrad: few-tile problems split K on a CPU adapter and the layer 
   // Large problems have tiles enough for a CPU.
   const big = wgradDims(convGeometry([8, 256, 64, 64], { k: 256, kernel: 3, pad: 1 }));
   assert.equal(pickSplitK(big, pickTile(big, CPU_TILE), { target: 16, minChunk: 256 }), 1);
+});
+
+Deno.test("conv wgrad plan: workgroups of whole SIMD chunks; single channels where that fills both workers", () => {
+  const plan = (x: number[], k: number, kernel: number) =>
+    wgradPlan(convGeometry(x, { k, kernel, pad: kernel >> 1 }));
+  // 48 invocations: two workgroups of 24, no idle lanes (a power of two would run 32 + 16 of 32).
+  const p48 = plan([2, 96, 8, 8], 96, 3);
+  assert.deepEqual([p48.tc, p48.lanes, p48.wg], [2, 48, 24]);
+  // 24 invocations in blocks of 16 output channels: one group of 24 per block.
+  const p24 = plan([2, 48, 8, 8], 32, 3);
+  assert.deepEqual([p24.tc, p24.lanes, p24.wg], [2, 24, 24]);
+  // A 16-channel 3x3 weight gradient of one image: two chunks of single channels, not one of two.
+  const p16 = plan([1, 16, 32, 32], 16, 3);
+  assert.deepEqual([p16.tc, p16.lanes, p16.wg], [1, 16, 8]);
+  // Below the size where a second workgroup pays (the tiny preset's 4x4 maps), two channels stay.
+  const small = plan([1, 16, 4, 4], 16, 3);
+  assert.equal(small.tc, 2);
+  // 1x1 kernels keep the largest count of at most eight channels.
+  assert.equal(plan([1, 96, 32, 32], 16, 1).tc, 8);
 });
 
 Deno.test("convolution layer: split-K weight and bias gradients through the net workspace", async () => {
