@@ -121,7 +121,7 @@ export function packImages(
 }
 
 /** Whether {@linkcode packImages} can pack `images` images of `imageFloats` floats from `r`. */
-function packable(rec: Recorder, r: Region, images: number, imageFloats: number): boolean {
+export function packable(rec: Recorder, r: Region, images: number, imageFloats: number): boolean {
   const limits = rec.kernels.gpu.device.limits;
   return imageFloats % 4 === 0 && r.size >= images * imageFloats * 4 && r.offset % 16 === 0 &&
     (images === 1 || rec.kernels.gpu.layerViews !== false) &&

@@ -176,25 +176,23 @@ const CONFIGS: {
     // Rows of 129 values: scalar stores.
     expect: [/conv_fwd_direct .*tn\d+$/, /conv_dgrad_direct .*tn\d+$/, /conv_wgrad_direct .* tc\d+$/],
   },
-  // Images of 18000 floats: the weight gradient reads dy through windows of 10-channel blocks of
-  // one image each (four blocks, each two images folded, from a texture copy of the partials),
-  // x packed into a texture once.
+  // Images of 18000 floats, dy's of 36000: over a uniform window, the weight gradient would run
+  // per image and 10-channel block; it runs one pass over both images, dy and x packed into
+  // textures (rows of 30 values: scalar loads).
   {
     name: "3x3 20->40 on 30x30 (weight gradient in output-channel blocks)",
     input: [2, 20, 30, 30],
     p: { k: 40, kernel: 3, pad: 1 },
-    uniform: true,
-    expect: [
-      /conv_wgrad_direct 1x20x30x30->10 .* udy tx$/,
-      /conv_wgrad_direct_fold 1x20x30x30->10 .* split2 tex$/,
-    ],
+    uniform: false,
+    expect: [/conv_wgrad_direct 2x20x30x30->40 k3x3 .* tdy tx$/],
   },
+  // Likewise a pointwise kernel whose x would fit windows, with vec4 texel loads.
   {
     name: "1x1 8->32 on 32x32 (weight gradient in output-channel blocks, vec4)",
     input: [2, 8, 32, 32],
     p: { k: 32, kernel: 1 },
     uniform: true,
-    expect: [/conv_wgrad_direct 1x8x32x32->16 .* v4 udy ux$/],
+    expect: [/conv_wgrad_direct 2x8x32x32->32 k1x1 .* v4 tdy tx$/],
   },
   { name: "3x3 pad 1 on 4x4 (4-row blocks)", input: [2, 8, 4, 4], p: { k: 8, kernel: 3, pad: 1 } },
   // A 5x5 kernel loops over its rows; padding 2 still starts a row's texels one texel early.
@@ -225,6 +223,17 @@ const CONFIGS: {
     input: [1, 16, 32, 32],
     p: { k: 16, kernel: 3, pad: 1 },
     expect: [/conv_wgrad_direct 1x16x32x32->16 k3x3 .* tc1 /],
+  },
+  // A 3x3 kernel whose x fits uniform windows keeps them: one dispatch per image (dy of 16
+  // channels fills a window), the two images' partial sums folded from a texture copy.
+  {
+    name: "3x3 8->16 on 32x32 (weight gradient per image through windows, folded)",
+    input: [2, 8, 32, 32],
+    p: { k: 16, kernel: 3, pad: 1 },
+    expect: [
+      /conv_wgrad_direct 1x8x32x32->16 k3x3 .* v4 udy ux$/,
+      /conv_wgrad_direct_fold 1x8x32x32->16 .* split2 tex$/,
+    ],
   },
 ];
 
