@@ -225,7 +225,9 @@ const CONFIGS: {
     expect: [/conv_wgrad_direct 1x16x32x32->16 k3x3 .* tc1 /],
   },
   // A 3x3 kernel whose x fits uniform windows keeps them: one dispatch per image (dy of 16
-  // channels fills a window), the two images' partial sums folded from a texture copy.
+  // channels fills a window), the two images' partial sums folded from a texture copy. The
+  // forward reads both images through one window; the input gradient's dy would take a window
+  // per image, so it reads dy packed into a texture in one pass instead.
   {
     name: "3x3 8->16 on 32x32 (weight gradient per image through windows, folded)",
     input: [2, 8, 32, 32],
@@ -233,6 +235,8 @@ const CONFIGS: {
     expect: [
       /conv_wgrad_direct 1x8x32x32->16 k3x3 .* v4 udy ux$/,
       /conv_wgrad_direct_fold 1x8x32x32->16 .* split2 tex$/,
+      /conv_fwd_direct 2x8x32x32->16 k3x3 .* ux2$/,
+      /conv_dgrad_direct 2x8x32x32->16 k3x3 .* txr$/,
     ],
   },
 ];
