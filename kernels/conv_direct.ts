@@ -29,11 +29,13 @@
  *   are folded by a second dispatch in a fixed order.
  *
  * - Inputs through uniform windows or packed textures (windows.ts: a storage load takes a
- *   lane-by-lane path in llvmpipe, several times the cost of either). Where whole images of the
- *   operands read in the inner loop (the sweep's input, the weight gradient's dy and x) fit 64 KiB,
- *   the images are cut into groups that do, and one kernel specialised to the group's size runs
- *   once per group, bound at that group's offsets; the weight gradient also cuts dy into blocks of
- *   output channels of one image. Operands too large for that are packed into a texture first.
+ *   lane-by-lane path in llvmpipe, several times the cost of either). Where the whole batch of an
+ *   operand read in the inner loop (the sweep's input, the weight gradient's dy and x) fits 64 KiB,
+ *   the kernel reads it through one window. Otherwise, on a CPU adapter, it is packed into a
+ *   texture first and one dispatch walks the batch: a dispatch per group of images that fits a
+ *   window (or per image and block of output channels of dy), each with llvmpipe's hand-over to
+ *   its workers and the weight gradient's partial sums to fold, ran slower. Without packing
+ *   (other adapters), the groups and blocks run one dispatch each.
  *
  * - Packed rows come in as whole texels: where the operand's rows are whole texels, a sweep loads
  *   the texels holding a row's padded columns (4 for 10 columns of a 3x3 kernel on 8 outputs)
@@ -1226,13 +1228,12 @@ function recordUniformWgrad(
  * those dispatches carries its hand-over to the worker threads, and each block re-reads x.
  * Measured on whole layers of 8 images (2026-12-08, A/B in one process): 1x1 64 -> 64 at 32x32
  * 1.83x faster, 96 -> 48 at 16x16 1.39x, 32 -> 256 at 8x8 2.1x, 16 -> 32 at 16x16 1.65x; 3x3
- * 96 -> 48 at 16x16 1.31x, 96 -> 16 at 32x32 1.13x. Not for kernels with taps whose x fits
- * uniform windows: there x's uniform loads beat texel loads (3x3 96 -> 96 at 8x8 0.85x, 16 -> 16
- * at 32x32 0.83x).
+ * 96 -> 48 at 16x16 1.31x, 96 -> 16 at 32x32 1.13x; 3x3 layers whose x fits windows, over three
+ * runs: 96 -> 96 at 8x8 1.17-1.54x, 16 -> 16 at 32x32 1.01-1.22x, 32 -> 32 at 16x16 1.0-1.14x,
+ * 48 -> 48 at 16x16 0.94-1.14x.
  */
 export function wgradPackedPass(g: ConvGeometry): boolean {
-  const u = wgradUniformPlan(g);
-  return u.units > 1 && (!u.uniformX || isPointwise(g));
+  return wgradUniformPlan(g).units > 1;
 }
 
 /**

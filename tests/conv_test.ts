@@ -224,17 +224,17 @@ const CONFIGS: {
     p: { k: 16, kernel: 3, pad: 1 },
     expect: [/conv_wgrad_direct 1x16x32x32->16 k3x3 .* tc1 /],
   },
-  // A 3x3 kernel whose x fits uniform windows keeps them: one dispatch per image (dy of 16
-  // channels fills a window), the two images' partial sums folded from a texture copy. The
-  // forward reads both images through one window; the input gradient's dy would take a window
-  // per image, so it reads dy packed into a texture in one pass instead.
+  // x fits one window for both images, dy a window per image: the weight gradient runs one pass
+  // over dy and x packed into textures, split over the two images (the partials folded from a
+  // texture copy); the forward reads both images through one window; the input gradient reads
+  // dy packed in one pass instead of a window per image.
   {
-    name: "3x3 8->16 on 32x32 (weight gradient per image through windows, folded)",
+    name: "3x3 8->16 on 32x32 (packed weight gradient split over the images, folded)",
     input: [2, 8, 32, 32],
     p: { k: 16, kernel: 3, pad: 1 },
     expect: [
-      /conv_wgrad_direct 1x8x32x32->16 k3x3 .* v4 udy ux$/,
-      /conv_wgrad_direct_fold 1x8x32x32->16 .* split2 tex$/,
+      /conv_wgrad_direct 2x8x32x32->16 k3x3 .* split2 v4 tdy txr$/,
+      /conv_wgrad_direct_fold 2x8x32x32->16 .* split2 tex$/,
       /conv_fwd_direct 2x8x32x32->16 k3x3 .* ux2$/,
       /conv_dgrad_direct 2x8x32x32->16 k3x3 .* txr$/,
     ],
