@@ -506,7 +506,8 @@ export function directFits(g: ConvGeometry, kind: "forward" | "dgrad" | "wgrad")
  * windows.ts): the images are cut into groups whose input fits 64 KiB, and the same kernel
  * (specialised to the group's image count) runs once per group, bound at that group's offsets.
  * Where that takes several groups, or no group fits, it reads the input packed into a texture
- * where `io.packed` gives one (CPU adapters), else the groups, else storage. Each output value is computed exactly as in one storage-bound dispatch.
+ * where `io.packed` gives one (CPU adapters), else the groups, else storage. Each output value is
+ * computed exactly as in one storage-bound dispatch.
  */
 function recordSweep(
   rec: Recorder,
@@ -1237,9 +1238,12 @@ export function wgradPackedPass(g: ConvGeometry): boolean {
 }
 
 /**
- * Records the direct weight (and bias) gradient; with image splits the partials go through
- * `workspace` (at least {@linkcode directWgradWorkspaceFloats} floats) and a fold dispatch, and
- * without that room one pass covers all images. False (nothing recorded) when it cannot run.
+ * Records the direct weight (and bias) gradient: on a CPU adapter, where uniform windows would cut
+ * the batch, one pass over dy and x packed into textures (see {@linkcode wgradPackedPass}); else
+ * through uniform windows where they fit; else from storage. With image splits the partials go
+ * through `workspace` (at least {@linkcode directWgradWorkspaceFloats} floats) and a fold
+ * dispatch, and without that room one pass covers all images. False (nothing recorded) when it
+ * cannot run.
  */
 export function recordDirectWgrad(
   rec: Recorder,
