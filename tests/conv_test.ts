@@ -239,6 +239,14 @@ const CONFIGS: {
       /conv_dgrad_direct 2x8x32x32->16 k3x3 .* txr$/,
     ],
   },
+  // vec4 1x1 sweeps take two reduction channels an iteration where the count is even (" r2": the
+  // input gradient's 4), one where it is odd (the forward's 5).
+  {
+    name: "1x1 5->4 on 8x8 (vec4 sweeps over two channels an iteration)",
+    input: [2, 5, 8, 8],
+    p: { k: 4, kernel: 1 },
+    expect: [/conv_dgrad_direct 2x5x8x8->4 k1x1 .*tn\d r2 v4/, /conv_fwd_direct 2x5x8x8->4 k1x1 .*tn\d v4/],
+  },
 ];
 
 // Every config runs with the adapter's tile plus one other: the GPU default (so its code path is
