@@ -213,9 +213,9 @@ export function directSweepKernel(
       const iy = `iy${r}${sfx}`, oky = `oky${r}${sfx}`, row = `row${r}${sfx}`;
       c += `      let ${iy} = oy0 * ${u32(s.sh)} + ${u32(r * s.sh)} + ${ky} - ${u32(s.ph)};\n`;
       if (padY) c += `      let ${oky} = ${iy} < ${u32(s.hin)};\n`;
-      c += `      let ${row} = xc + ${u32(chan * HW)} + ${padY ? `select(0u, ${iy}, ${oky})` : iy} * ${
-        u32(s.win)
-      };\n`;
+      c += `      let ${row} = xc${chan ? ` + ${u32(chan * HW)}` : ""} + ${
+        padY ? `select(0u, ${iy}, ${oky})` : iy
+      } * ${u32(s.win)};\n`;
       if (opts.vec4) {
         // Unpadded stride-1 1x1 kernel: the row segment is TN contiguous, 16-byte aligned values.
         for (let k = 0; k < R / 4; k++) {
@@ -263,7 +263,7 @@ export function directSweepKernel(
   const weight = (j: number, ky: string, kx: number, chan = 0) =>
     s.flip
       ? `${wt(j)}(wr${j} + ${u32(chan * s.rs + s.kh * s.kw - 1 - kx)} - ${ky} * ${u32(s.kw)})`
-      : `${wt(j)}(wr${j} + ${u32(chan * s.rs)} + ${ky} * ${u32(s.kw)} + ${u32(kx)})`;
+      : `${wt(j)}(wr${j}${chan ? ` + ${u32(chan * s.rs)}` : ""} + ${ky} * ${u32(s.kw)} + ${u32(kx)})`;
   // The FMAs of output j over the given kernel rows: one lane-shared weight per tap, each feeding
   // TR x TN FMAs.
   const fmas = (j: number, rows: readonly (readonly [string, string, number?])[]): string => {
@@ -363,7 +363,7 @@ ${
   }
 ${pre.join("\n")}
 ${J.flatMap((j) => Tr.flatMap((r) => Tn.map((t) => `  var ${acc(j, r, t)} = 0.0;`))).join("\n")}
-  for (var r = 0u; r < ${u32(s.rCount)}; r += ${u32(RU)}) {
+  for (var r = 0u; r < ${u32(s.rCount)}; ${RU > 1 ? `r += ${u32(RU)}` : "r++"}) {
     let xc = (img * ${u32(s.cin)} + ${u32(s.r0)} + r) * ${u32(HW)};
 ${J.map((j) => `    let wr${j} = wb${j} + r * ${u32(s.rs)};`).join("\n")}
 ${body}  }
