@@ -44,6 +44,7 @@ import {
 import { type ConvGeometry, type Epilogue, isDepthwise, isPointwise, shapeLabel } from "./conv_geometry.ts";
 import { recordDepthwiseDgrad, recordDepthwiseForward } from "./depthwise.ts";
 import {
+  directDgradWorkspaceFloats,
   directFits,
   directWgradWorkspaceFloats,
   recordDirectDgrad,
@@ -382,6 +383,15 @@ export function wgradWorkspaceFloats(
 }
 
 /**
+ * Workspace floats {@linkcode recordConvDgrad} wants for `g`: the transposed weights of a CPU
+ * adapter's direct input gradient where its weights overflow a uniform window (none when a tile
+ * is forced, which keeps the GEMM core).
+ */
+export function dgradWorkspaceFloats(g: ConvGeometry, opts: { tile?: TileConfig } = {}): number {
+  return opts.tile ? 0 : directDgradWorkspaceFloats(g);
+}
+
+/**
  * db[k] = sum over images and pixels of dy[b, k, :, :], one workgroup per channel with a fixed
  * summation order (deterministic, no atomics). Bindings: dy, db.
  */
@@ -456,11 +466,12 @@ export function recordConvForward(
 
 /**
  * Records dx (+)= conv_transpose(dy, w) (+ bias per input channel); depthwise convolutions take
- * the direct kernel of depthwise.ts.
+ * the direct kernel of depthwise.ts. `workspace`, when it holds {@linkcode dgradWorkspaceFloats},
+ * lets a CPU adapter's direct kernels run from transposed weights.
  */
 export function recordConvDgrad(
   rec: Recorder,
-  io: { dy: Region; w: Region; bias?: Region; dx: Region; geometry: ConvGeometry },
+  io: { dy: Region; w: Region; bias?: Region; dx: Region; workspace?: Region | null; geometry: ConvGeometry },
   opts: TileOptions & { accumulate?: boolean } = {},
 ): void {
   const g = io.geometry;

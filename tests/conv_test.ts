@@ -5,6 +5,7 @@ import { KernelCache, Recorder } from "../kernels/kernel.ts";
 import { type ConvGeometry, convGeometry, type ConvParams } from "../kernels/conv_geometry.ts";
 import {
   type ConvPath,
+  dgradWorkspaceFloats,
   recordBiasGrad,
   recordConvDgrad,
   recordConvForward,
@@ -21,12 +22,24 @@ import {
   recordGemm,
   type TileConfig,
 } from "../kernels/gemm.ts";
-import { directFits, wgradPlan } from "../kernels/conv_direct.ts";
+import {
+  directDgradWorkspaceFloats,
+  directFits,
+  transposeWeightsKernel,
+  wgradPlan,
+} from "../kernels/conv_direct.ts";
 import { Convolution } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
 import { benchConv } from "../run/bench/conv.ts";
 import { assertClose, gradcheck, probe, randomArray, submitRecorded } from "./gradcheck.ts";
-import { biasGradRef, convDgradRef, convForwardRef, convWgradRef, gemmRef } from "./reference/conv.ts";
+import {
+  biasGradRef,
+  convDgradRef,
+  convForwardRef,
+  convWgradRef,
+  gemmRef,
+  transposeWeightsRef,
+} from "./reference/conv.ts";
 
 // f32 GPU sums against f64 references over at most a few hundred terms in [-1, 1].
 const TOL = { atol: 2e-5, rtol: 1e-4 };
@@ -56,8 +69,12 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
     // Stale values, so a missed write of the bias-folded weight gradient shows.
     dw2: createRegion(gpu, randomArray(wN, seed + 7)),
     db2: createRegion(gpu, randomArray(g.k, seed + 8)),
-    // Room for split or per-image-group partial sums of the weight gradient.
-    ws: createRegion(gpu, Math.max(1, wgradWorkspaceFloats(g, { bias: true, tile: o.tile }))),
+    // Room for split or per-image-group partial sums of the weight gradient, and for the input
+    // gradient's transposed weights.
+    ws: createRegion(
+      gpu,
+      Math.max(1, wgradWorkspaceFloats(g, { bias: true, tile: o.tile }), dgradWorkspaceFloats(g, o)),
+    ),
   };
   const rec = new Recorder(new KernelCache(gpu));
   const opts = (kind: "forward" | "dgrad" | "wgrad") => ({
@@ -66,7 +83,12 @@ async function runAll(g: ConvGeometry, o: { tile?: TileConfig; path?: ConvPath }
   });
   recordConvForward(rec, { x: r.x, w: r.w, y: r.y, geometry: g }, { ...opts("forward"), accumulate: true });
   recordConvForward(rec, { x: r.x, w: r.w, bias: r.bias, y: r.yb, geometry: g }, opts("forward"));
-  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, geometry: g }, { ...opts("dgrad"), accumulate: true });
+  // With the workspace, an input gradient whose weights overflow a window runs from transposed
+  // weights; without it, as sweeps over blocks of dy's channels: both paths, one each.
+  recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dx, workspace: r.ws, geometry: g }, {
+    ...opts("dgrad"),
+    accumulate: true,
+  });
   recordConvDgrad(rec, { dy: r.dy, w: r.w, dx: r.dxo, geometry: g }, opts("dgrad"));
   recordConvWgrad(rec, { dy: r.dy, x: r.x, dw: r.dw, workspace: r.ws, geometry: g }, opts("wgrad"));
   recordConvWgrad(
@@ -208,7 +230,13 @@ const CONFIGS: {
     name: "3x3 128->16 on 16x16 (weights in two uniform windows)",
     input: [1, 128, 16, 16],
     p: { k: 16, kernel: 3, pad: 1 },
-    expect: [/conv_fwd_direct 1x128x16x16->16 k3x3 .* tm16\/2w .* txr$/],
+    expect: [
+      /conv_fwd_direct 1x128x16x16->16 k3x3 .* tm16\/2w .* txr$/,
+      // The input gradient's weights overflow a window too: from transposed weights, two blocks
+      // of dx's channels (with the workspace), or sweeps over blocks of 14 of dy's (without).
+      /conv_dgrad_direct 1x128x16x16->16 k3x3 .* \+= wT c0\+112 /,
+      /conv_dgrad_direct 1x128x16x16->16 k3x3 .* m0\+14 /,
+    ],
   },
   // 24 weight-gradient invocations (two channels each) in one workgroup of 24 lanes, and a
   // 16-channel 3x3 kernel whose weight gradient runs single channels (see the wgradPlan test).
@@ -246,6 +274,14 @@ const CONFIGS: {
     input: [2, 5, 8, 8],
     p: { k: 4, kernel: 1 },
     expect: [/conv_dgrad_direct 2x5x8x8->4 k1x1 .*tn\d r2 v4/, /conv_fwd_direct 2x5x8x8->4 k1x1 .*tn\d v4/],
+  },
+  // 1x1 96->192: the input gradient's 192 x 96 weights overflow a window; transposed, they run as
+  // vec4 sweeps over blocks of 80 and 16 of dx's channels.
+  {
+    name: "1x1 96->192 on 4x4 (input gradient from transposed weights)",
+    input: [1, 96, 4, 4],
+    p: { k: 192, kernel: 1 },
+    expect: [/conv_dgrad_wT 192x96x1x1/, /conv_dgrad_direct 1x96x4x4->192 k1x1 .* \+= wT c80\+16 .* v4/],
   },
 ];
 
@@ -503,6 +539,52 @@ Deno.test("conv wgrad plan: workgroups of whole SIMD chunks; single channels whe
   assert.equal(small.tc, 2);
   // 1x1 kernels keep the largest count of at most eight channels.
   assert.equal(plan([1, 96, 32, 32], 16, 1).tc, 8);
+});
+
+Deno.test("conv dgrad: weights transposed to [c][k][taps] match the CPU twin", async () => {
+  const gpu = await sharedGpu();
+  const g = { k: 5, c: 3, kh: 3, kw: 2 };
+  const w = randomArray(g.k * g.c * g.kh * g.kw, 41);
+  const r = { w: createRegion(gpu, w), wt: createRegion(gpu, w.length) };
+  const rec = new Recorder(new KernelCache(gpu));
+  const t = transposeWeightsKernel(g);
+  rec.dispatch(t.src, [r.w, r.wt], t.groups);
+  await submitRecorded(rec);
+  assert.deepEqual(await download(gpu, r.wt), transposeWeightsRef(w, g));
+  for (const v of Object.values(r)) v.buffer.destroy();
+  // Only input gradients whose weights overflow a window want the workspace.
+  assert.equal(directDgradWorkspaceFloats(convGeometry([8, 32, 8, 8], { k: 32, kernel: 3, pad: 1 })), 0);
+  assert.equal(
+    directDgradWorkspaceFloats(convGeometry([8, 96, 8, 8], { k: 96, kernel: 3, pad: 1 })),
+    96 * 96 * 9,
+  );
+});
+
+Deno.test("convolution layer: input gradient from transposed weights in the net workspace", async () => {
+  // 1x1 96->192: the weight gradient's partials and the transposed weights share the workspace.
+  const shape = [2, 96, 4, 4];
+  const layer = new Convolution("conv", {
+    bottom: "x",
+    top: "y",
+    numOutput: 192,
+    kernel: 1,
+    weightFiller: { type: "gaussian", std: 0.3 },
+  });
+  const p = await probe(layer, [shape]);
+  const labels = (await p.net.profile("train", 1)).map((e) => e.label);
+  if ((await sharedGpu()).isFallback) {
+    assert.ok(labels.some((l) => l.includes("conv_dgrad_wT")), labels.join("\n"));
+  }
+  const x = randomArray(2 * 96 * 4 * 4, 9);
+  p.set([x]);
+  const g = convGeometry(shape, { k: 192, kernel: 1 });
+  await p.forward();
+  const grads = await p.backward();
+  const w = await p.net.readParam(p.net.layout.entries.find((e) => e.layer === "conv")!.key);
+  const tol = { atol: 1e-4, rtol: 1e-4 };
+  assertClose(grads.bottoms[0], convDgradRef(g, p.r[0], w), { ...tol, what: "conv layer dx (transposed)" });
+  assertClose(grads.params[0], convWgradRef(g, p.r[0], x), { ...tol, what: "conv layer dw" });
+  p.net.destroy();
 });
 
 Deno.test("convolution layer: split-K weight and bias gradients through the net workspace", async () => {

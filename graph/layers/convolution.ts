@@ -19,6 +19,7 @@ import type { Filler } from "../fillers.ts";
 import { type ConvGeometry, convGeometry } from "../../kernels/conv_geometry.ts";
 import {
   type ConvPath,
+  dgradWorkspaceFloats,
   recordBiasGrad,
   recordConvDgrad,
   recordConvForward,
@@ -130,7 +131,10 @@ export class Convolution extends Layer {
     const g = geometryOrThrow(this.name, bottoms[0], this.opts, "input shape", { k: this.opts.numOutput });
     this.#geom = g;
     declareConvParams(ctx, this.opts, [g.k, g.c / g.groups, g.kh, g.kw], g.k);
-    ctx.workspace(wgradWorkspaceFloats(g, { bias: this.opts.bias ?? true, tile: this.opts.tile }));
+    ctx.workspace(Math.max(
+      wgradWorkspaceFloats(g, { bias: this.opts.bias ?? true, tile: this.opts.tile }),
+      dgradWorkspaceFloats(g, { tile: this.opts.tile }),
+    ));
     return [[g.n, g.k, g.oh, g.ow]];
   }
 
@@ -172,7 +176,7 @@ export class Convolution extends Layer {
     }
     const dx = c.bottomDiffs[0];
     if (dx) {
-      recordConvDgrad(c.rec, { dy, w: c.params[0].region, dx, geometry: g }, {
+      recordConvDgrad(c.rec, { dy, w: c.params[0].region, dx, workspace: c.workspace, geometry: g }, {
         ...tile,
         accumulate: c.accumulate[0],
       });

@@ -213,7 +213,10 @@ async function kernelPrograms(root: string, gpu?: any): Promise<{ gpu: unknown; 
   for (const [n, c, h, k] of [[1, 128, 64, 128], [8, 32, 16, 32]]) {
     const g = geom.convGeometry([n, c, h, h], { k, kernel: 3, pad: 1 });
     const x = R(n * c * h * h), y = R(n * k * h * h), w = R(k * c * 9), b = R(k), dw = R(k * c * 9);
-    const ws = R(Math.max(4, conv.wgradWorkspaceFloats(g, { bias: false })));
+    // Trees from before the transposed input gradient have no dgradWorkspaceFloats.
+    const ws = R(
+      Math.max(4, conv.wgradWorkspaceFloats(g, { bias: false }), conv.dgradWorkspaceFloats?.(g) ?? 0),
+    );
     const flops = 2 * geom.convMacs(g);
     const label = `conv 3x3 ${c}->${k} ${n}x${h}x${h}`;
     await add(
@@ -221,7 +224,11 @@ async function kernelPrograms(root: string, gpu?: any): Promise<{ gpu: unknown; 
       (rec) => conv.recordConvForward(rec, { x, w, bias: b, y, geometry: g }),
       flops,
     );
-    await add(`${label} dgrad`, (rec) => conv.recordConvDgrad(rec, { dy: y, w, dx: x, geometry: g }), flops);
+    await add(
+      `${label} dgrad`,
+      (rec) => conv.recordConvDgrad(rec, { dy: y, w, dx: x, workspace: ws, geometry: g }),
+      flops,
+    );
     await add(
       `${label} wgrad`,
       (rec) => conv.recordConvWgrad(rec, { dy: y, x, dw, workspace: ws, geometry: g }),

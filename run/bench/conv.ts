@@ -18,7 +18,13 @@ import { createRegion } from "../../graph/tensor.ts";
 import { Rng } from "../../io/prng.ts";
 import { encodeProgram, KernelCache, Recorder, type Region } from "../../kernels/kernel.ts";
 import { type ConvGeometry, convGeometry, convMacs } from "../../kernels/conv_geometry.ts";
-import { type ConvPath, recordConvDgrad, recordConvForward, recordConvWgrad } from "../../kernels/conv.ts";
+import {
+  type ConvPath,
+  dgradWorkspaceFloats,
+  recordConvDgrad,
+  recordConvForward,
+  recordConvWgrad,
+} from "../../kernels/conv.ts";
 import { defaultTile, fmtTile, parseTile, recordGemm, type TileConfig } from "../../kernels/gemm.ts";
 import { median } from "./stats.ts";
 
@@ -166,7 +172,8 @@ export async function benchConv(opts: ConvBenchOptions = {}): Promise<ConvBenchR
   // An explicit tile means the GEMM core; otherwise the adapter's choice unless a path is given.
   const o = { tile: opts.tile === undefined ? undefined : tile, path: opts.path };
   const fwd = recorder((rec) => recordConvForward(rec, { x, w: wt, bias, y, geometry: g }, o));
-  const dgrad = recorder((rec) => recordConvDgrad(rec, { dy, w: wt, dx, geometry: g }, o));
+  const ws = region(Math.max(4, dgradWorkspaceFloats(g, o)));
+  const dgrad = recorder((rec) => recordConvDgrad(rec, { dy, w: wt, dx, workspace: ws, geometry: g }, o));
   const wgrad = recorder((rec) => recordConvWgrad(rec, { dy, x, dw, geometry: g }, o));
   await cache.check();
   const flops = 2 * convMacs(g);

@@ -58,6 +58,20 @@ export function convDgradRef(g: ConvGeometry, dy: Float32Array, w: Float32Array)
   return Float32Array.from(dx);
 }
 
+/** w [k][c][taps] -> [c][k][taps]. */
+export function transposeWeightsRef(
+  w: Float32Array,
+  g: { k: number; c: number; kh: number; kw: number },
+): Float32Array {
+  const T = g.kh * g.kw, out = new Float32Array(w.length);
+  for (let m = 0; m < g.k; m++) {
+    for (let c = 0; c < g.c; c++) {
+      for (let t = 0; t < T; t++) out[(c * g.k + m) * T + t] = w[(m * g.c + c) * T + t];
+    }
+  }
+  return out;
+}
+
 /** dw = d(sum(dy * conv(x, w)))/dw. */
 export function convWgradRef(g: ConvGeometry, dy: Float32Array, x: Float32Array): Float32Array {
   const dw = new Float64Array(g.k * (g.c / g.groups) * g.kh * g.kw);
