@@ -43,10 +43,12 @@
  *   x columns (3 texels for 6 columns).
  *
  * Weights are bound as uniform buffers, which hold 64 KiB: a forward whose weights exceed that
- * runs one dispatch per block of output channels, an input gradient one per block of reduction
- * channels (each adding into dx), so any layer size fits. Where not even a register block's 16
- * output channels fit one window, the forward's block reads its weights from two to four
- * windows. GPUs keep the tiled GEMM core.
+ * runs one dispatch per block of output channels, so any layer size fits. An input gradient whose
+ * weights exceed it runs the same way from the weights transposed into the workspace (one
+ * dispatch per block of dx's channels), or without a workspace one per block of reduction
+ * channels, each adding into dx. Where not even a register block's 16 output channels fit one
+ * window, the forward's block reads its weights from two to four windows. GPUs keep the tiled
+ * GEMM core.
  * @module
  */
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
