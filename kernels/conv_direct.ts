@@ -409,6 +409,52 @@ function weightWindowFloats(s: SweepShape): number {
   return (s.oCount / (s.wSplit ?? 1) - 1) * s.os + (s.rCount - 1) * s.rs + s.kh * s.kw;
 }
 
+/** The tensor sizes and geometry of a sweep that runs the forward convolution `g`. */
+function sweepGeometry(g: ConvGeometry): Pick<
+  SweepShape,
+  "n" | "cin" | "hin" | "win" | "cout" | "hout" | "wout" | "kh" | "kw" | "sh" | "sw" | "ph" | "pw"
+> {
+  return {
+    n: g.n,
+    cin: g.c,
+    hin: g.h,
+    win: g.w,
+    cout: g.k,
+    hout: g.oh,
+    wout: g.ow,
+    kh: g.kh,
+    kw: g.kw,
+    sh: g.sh,
+    sw: g.sw,
+    ph: g.ph,
+    pw: g.pw,
+  };
+}
+
+/**
+ * The input gradient of a stride-1 convolution as a forward convolution over dy: dy's k channels
+ * in, dx's c channels out, the complementary padding (its taps read flipped from the weights
+ * transposed to [c][k][taps]).
+ */
+function transposedDgradGeometry(g: ConvGeometry): ConvGeometry {
+  return {
+    n: g.n,
+    c: g.k,
+    h: g.oh,
+    w: g.ow,
+    k: g.c,
+    kh: g.kh,
+    kw: g.kw,
+    sh: 1,
+    sw: 1,
+    ph: g.kh - 1 - g.ph,
+    pw: g.kw - 1 - g.pw,
+    groups: 1,
+    oh: g.h,
+    ow: g.w,
+  };
+}
+
 /** The sweeps of a forward convolution: one per block of output channels whose weights fit a uniform window. */
 export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
   const CT = g.c * g.kh * g.kw;
@@ -437,19 +483,7 @@ export function forwardSweeps(g: ConvGeometry, align = 256): SweepShape[] {
   const out: SweepShape[] = [];
   for (let o0 = 0; o0 < g.k; o0 += block) {
     out.push({
-      n: g.n,
-      cin: g.c,
-      hin: g.h,
-      win: g.w,
-      cout: g.k,
-      hout: g.oh,
-      wout: g.ow,
-      kh: g.kh,
-      kw: g.kw,
-      sh: g.sh,
-      sw: g.sw,
-      ph: g.ph,
-      pw: g.pw,
+      ...sweepGeometry(g),
       o0,
       oCount: Math.min(block, g.k - o0),
       r0: 0,
@@ -478,19 +512,7 @@ export function dgradSweeps(g: ConvGeometry, align = 256): SweepShape[] {
   const out: SweepShape[] = [];
   for (let r0 = 0; r0 < g.k; r0 += per) {
     out.push({
-      n: g.n,
-      cin: g.k,
-      hin: g.oh,
-      win: g.ow,
-      cout: g.c,
-      hout: g.h,
-      wout: g.w,
-      kh: g.kh,
-      kw: g.kw,
-      sh: 1,
-      sw: 1,
-      ph: g.kh - 1 - g.ph,
-      pw: g.kw - 1 - g.pw,
+      ...sweepGeometry(transposedDgradGeometry(g)),
       o0: 0,
       oCount: g.c,
       r0,
@@ -624,30 +646,6 @@ export function recordDirectForward(
     });
   }
   return true;
-}
-
-/**
- * The input gradient of a stride-1 convolution as a forward convolution over dy: dy's k channels
- * in, dx's c channels out, the complementary padding (its taps read flipped from the weights
- * transposed to [c][k][taps]).
- */
-function transposedDgradGeometry(g: ConvGeometry): ConvGeometry {
-  return {
-    n: g.n,
-    c: g.k,
-    h: g.oh,
-    w: g.ow,
-    k: g.c,
-    kh: g.kh,
-    kw: g.kw,
-    sh: 1,
-    sw: 1,
-    ph: g.kh - 1 - g.ph,
-    pw: g.kw - 1 - g.pw,
-    groups: 1,
-    oh: g.h,
-    ow: g.w,
-  };
 }
 
 /**
