@@ -53,7 +53,7 @@
  */
 import type { KernelSource, Recorder, Region } from "./kernel.ts";
 import { elementwise, u32 } from "./kernel.ts";
-import { type ConvGeometry, convGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
+import { type ConvGeometry, isPointwise, shapeLabel } from "./conv_geometry.ts";
 import {
   copiesForReading,
   packable,
@@ -677,8 +677,9 @@ export function transposeWeightsKernel(g: Pick<ConvGeometry, "k" | "c" | "kh" | 
  * written once. Where the weights overflow a window, the sweeps over blocks of dy's channels each
  * added into all of dx: every sweep's invocations paid their setup and stores for a few channels,
  * and all but the first a read of dx (2026-12-08, call by call in one process, whole layers of 8
- * images: 3x3 96->96 at 32x32 1.17x, 48->48 1.22x, 96->96 at 16x16 1.16x; 1x1 192->192 at 32x32
- * 1.58x, at 16x16 1.44x). False, with nothing recorded, where it cannot run.
+ * images, transposes included: 3x3 96->96 at 32x32 1.33-1.48x, 48->48 0.75-1.29x, 96->96 at 16x16
+ * 1.29x; 1x1 192->192 at 32x32 1.66x, at 16x16 1.45x). False, with nothing recorded, where it
+ * cannot run.
  */
 function recordTransposedDgrad(
   rec: Recorder,
