@@ -730,25 +730,6 @@ export function recordDirectDgrad(
     w: uniformWindow(io.w, s.r0 * s.rs * 4, weightWindowFloats(s), align),
   }));
   if (plan.some((p) => !p.w)) return false;
-  if (Deno.env.get("VP_TDG") && plan.length > 1) {
-    const b = rec.kernels.gpu.device.createBuffer({
-      size: g.k * g.c * g.kh * g.kw * 4,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE,
-    });
-    const gt = convGeometry([g.n, g.k, g.oh, g.ow], {
-      k: g.c,
-      kernel: [g.kh, g.kw],
-      stride: 1,
-      pad: [g.kh - 1 - g.ph, g.kw - 1 - g.pw],
-    });
-    return recordDirectForward(rec, {
-      x: io.dy,
-      w: { buffer: b, offset: 0, size: b.size },
-      bias: io.bias,
-      y: io.dx,
-      geometry: gt,
-    }, opts);
-  }
   const packed = lazyPack(rec, io.dy, g.n * g.k * g.oh * g.ow);
   plan.forEach(({ s, w }, i) => {
     const acc = opts.accumulate || i > 0, bias = !!io.bias && i === 0;
