@@ -28,7 +28,7 @@ import {
   transposeWeightsKernel,
   wgradPlan,
 } from "../kernels/conv_direct.ts";
-import { Convolution } from "../graph/layers/convolution.ts";
+import { Convolution, type ConvolutionOptions } from "../graph/layers/convolution.ts";
 import { Net } from "../graph/net.ts";
 import { benchConv } from "../run/bench/conv.ts";
 import { assertClose, gradcheck, probe, randomArray, submitRecorded } from "./gradcheck.ts";
@@ -560,26 +560,37 @@ Deno.test("conv dgrad: weights transposed to [c][k][taps] match the CPU twin", a
   );
 });
 
-Deno.test("convolution layer: input gradient from transposed weights in the net workspace", async () => {
-  // 1x1 96->192: the weight gradient's partials and the transposed weights share the workspace.
-  const shape = [2, 96, 4, 4];
+/**
+ * A Convolution "conv" (x -> y, gaussian weights) probed on `shape` and run forward and backward
+ * on random x: its training program's labels, x, the geometry and the gradients.
+ */
+async function runConvLayer(
+  shape: number[],
+  opts: Pick<ConvolutionOptions, "numOutput" | "kernel" | "pad" | "path">,
+  seed: number,
+) {
   const layer = new Convolution("conv", {
     bottom: "x",
     top: "y",
-    numOutput: 192,
-    kernel: 1,
     weightFiller: { type: "gaussian", std: 0.3 },
+    ...opts,
   });
   const p = await probe(layer, [shape]);
   const labels = (await p.net.profile("train", 1)).map((e) => e.label);
+  const x = randomArray(shape.reduce((a, b) => a * b), seed);
+  p.set([x]);
+  await p.forward();
+  const grads = await p.backward();
+  const g = convGeometry(shape, { k: opts.numOutput, kernel: opts.kernel, pad: opts.pad });
+  return { p, labels, x, g, grads };
+}
+
+Deno.test("convolution layer: input gradient from transposed weights in the net workspace", async () => {
+  // 1x1 96->192: the weight gradient's partials and the transposed weights share the workspace.
+  const { p, labels, x, g, grads } = await runConvLayer([2, 96, 4, 4], { numOutput: 192, kernel: 1 }, 9);
   if ((await sharedGpu()).isFallback) {
     assert.ok(labels.some((l) => l.includes("conv_dgrad_wT")), labels.join("\n"));
   }
-  const x = randomArray(2 * 96 * 4 * 4, 9);
-  p.set([x]);
-  const g = convGeometry(shape, { k: 192, kernel: 1 });
-  await p.forward();
-  const grads = await p.backward();
   const w = await p.net.readParam(p.net.layout.entries.find((e) => e.layer === "conv")!.key);
   const tol = { atol: 1e-4, rtol: 1e-4 };
   assertClose(grads.bottoms[0], convDgradRef(g, p.r[0], w), { ...tol, what: "conv layer dx (transposed)" });
@@ -588,25 +599,13 @@ Deno.test("convolution layer: input gradient from transposed weights in the net 
 });
 
 Deno.test("convolution layer: split-K weight and bias gradients through the net workspace", async () => {
-  const shape = [2, 3, 24, 24];
-  const layer = new Convolution("conv", {
-    bottom: "x",
-    top: "y",
-    numOutput: 8,
-    kernel: 3,
-    pad: 1,
-    weightFiller: { type: "gaussian", std: 0.3 },
-    path: "gemm",
-  });
-  const p = await probe(layer, [shape]);
-  const labels = (await p.net.profile("train", 1)).map((e) => e.label);
+  const { p, labels, x, g, grads } = await runConvLayer(
+    [2, 3, 24, 24],
+    { numOutput: 8, kernel: 3, pad: 1, path: "gemm" },
+    7,
+  );
   assert.ok(labels.some((l) => l.includes("conv_wgrad_reduce")), labels.join("\n"));
   assert.ok(!labels.some((l) => l.includes("conv_bias_grad")), labels.join("\n"));
-  const x = randomArray(2 * 3 * 24 * 24, 7);
-  p.set([x]);
-  const g = convGeometry(shape, { k: 8, kernel: 3, pad: 1 });
-  await p.forward();
-  const grads = await p.backward();
   const tol = { atol: 1e-4, rtol: 1e-4 };
   assertClose(grads.params[0], convWgradRef(g, p.r[0], x), { ...tol, what: "conv layer dw (split)" });
   assertClose(grads.params[1], biasGradRef(p.r[0], { n: 2, k: 8, hw: g.oh * g.ow }), {
